@@ -1,0 +1,1 @@
+//! Configuration definitions (filled in by the config work).
