@@ -6,3 +6,4 @@
 #![deny(clippy::unwrap_used)]
 
 pub mod batch;
+pub mod compression;
