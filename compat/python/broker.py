@@ -1,0 +1,139 @@
+"""A runnel broker process for one test module: free port, own data dir, always stopped.
+
+The binary comes from the environment variable RUNNEL_BIN (scripts/test-all.sh sets
+it to target/debug/runnel). A missing binary is a test failure, never a skip.
+
+For debugging the client drivers before runnel can serve them, COMPAT_TANSU_BIN may
+name a Tansu binary (a peer broker, in-memory): the same fixture then starts Tansu
+instead. That is a developer aid only; the suite run by scripts/test-all.sh always
+uses runnel.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+READY_TIMEOUT_S = 20.0
+STOP_GRACE_S = 10.0
+START_ATTEMPTS = 3
+
+
+def free_port() -> int:
+    """A port that was free a moment ago on 127.0.0.1 (the broker may still lose a race)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def port_accepts(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+@dataclass
+class Broker:
+    """A running broker; `bootstrap` is what clients connect to."""
+
+    port: int
+    data_dir: Path
+    log_path: Path
+    process: subprocess.Popen
+    kind: str = "runnel"
+    overrides: dict = field(default_factory=dict)
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def log_tail(self, lines: int = 60) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError as error:
+            return f"(no broker log: {error})"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def assert_alive(self) -> None:
+        code = self.process.poll()
+        assert code is None, f"{self.kind} exited with {code}; log tail:\n{self.log_tail()}"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=STOP_GRACE_S)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def _command(port: int, data_dir: Path, overrides: dict) -> tuple[str, list[str]]:
+    tansu = os.environ.get("COMPAT_TANSU_BIN")
+    if tansu:
+        url = f"tcp://127.0.0.1:{port}"
+        return "tansu", [tansu, "--listener-url", url, "--advertised-listener-url", url]
+    runnel = os.environ.get("RUNNEL_BIN")
+    assert runnel, "RUNNEL_BIN is not set: build with `cargo build -p runnel-cli` and export its path"
+    assert os.access(runnel, os.X_OK), f"RUNNEL_BIN={runnel} is not an executable file"
+    command = [
+        runnel,
+        "server",
+        "--data-dir",
+        str(data_dir),
+        "--listeners",
+        f"PLAINTEXT://127.0.0.1:{port}",
+    ]
+    for key, value in overrides.items():
+        command += ["--override", f"{key}={value}"]
+    return "runnel", command
+
+
+def start_broker(overrides: dict | None = None) -> Broker:
+    """Start a broker and wait until its port accepts connections.
+
+    Retries on a fresh port when the process dies early (another process may have
+    taken the port between our probe and the broker's bind).
+    """
+    overrides = dict(overrides or {})
+    failures = []
+    for _ in range(START_ATTEMPTS):
+        port = free_port()
+        data_dir = Path(tempfile.mkdtemp(prefix="runnel-compat-"))
+        log_path = data_dir.parent / f"{data_dir.name}.log"
+        kind, command = _command(port, data_dir / "data", overrides)
+        (data_dir / "data").mkdir()
+        with open(log_path, "wb") as log:
+            process = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
+        broker = Broker(port, data_dir, log_path, process, kind, overrides)
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while time.monotonic() < deadline and process.poll() is None:
+            if port_accepts(port):
+                return broker
+            time.sleep(0.1)
+        failures.append(
+            f"port {port}: exit={process.poll()} log tail:\n{broker.log_tail()}"
+        )
+        broker.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
+    raise AssertionError(f"{kind} did not become ready:\n" + "\n".join(failures))
+
+
+def stop_broker(broker: Broker) -> None:
+    broker.stop()
+    shutil.rmtree(broker.data_dir, ignore_errors=True)
+    try:
+        broker.log_path.unlink()
+    except OSError:
+        pass
