@@ -1,1 +1,825 @@
-//! Record-batch v2 view, validation and compression codecs.
+//! Record-batch v2 view: header parsing, validation, in-place mutators used
+//! at append, and a small encoder.
+//!
+//! Layout of the 61-byte header (all big-endian):
+//!
+//! ```text
+//! @0  baseOffset i64          @27 baseTimestamp i64
+//! @8  batchLength i32         @35 maxTimestamp i64
+//! @12 partitionLeaderEpoch i32@43 producerId i64
+//! @16 magic i8 (= 2)          @51 producerEpoch i16
+//! @17 crc u32 (CRC-32C of @21..end)  @53 baseSequence i32
+//! @21 attributes i16          @57 recordsCount i32
+//! @23 lastOffsetDelta i32     @61 records
+//! ```
+//!
+//! The base offset, batch length and leader epoch sit before the CRC'd
+//! range, so a broker may rewrite them without recomputing the CRC.
+
+use runnel_model::{LeaderEpoch, Offset, Timestamp};
+
+pub use crate::compression::Compression;
+use crate::compression::{self, CompressionError};
+
+/// Size of the v2 batch header, up to the first record.
+pub const BATCH_HEADER_LEN: usize = 61;
+/// Bytes before `batchLength` counts: baseOffset (8) + batchLength (4).
+pub const LOG_OVERHEAD: usize = 12;
+/// The smallest legal `batchLength`: the header after the length field.
+pub const MIN_BATCH_LENGTH: i32 = (BATCH_HEADER_LEN - LOG_OVERHEAD) as i32;
+
+const BASE_OFFSET_AT: usize = 0;
+const BATCH_LENGTH_AT: usize = 8;
+const LEADER_EPOCH_AT: usize = 12;
+const MAGIC_AT: usize = 16;
+const CRC_AT: usize = 17;
+const ATTRIBUTES_AT: usize = 21;
+const LAST_OFFSET_DELTA_AT: usize = 23;
+const BASE_TIMESTAMP_AT: usize = 27;
+const MAX_TIMESTAMP_AT: usize = 35;
+const PRODUCER_ID_AT: usize = 43;
+const PRODUCER_EPOCH_AT: usize = 51;
+const BASE_SEQUENCE_AT: usize = 53;
+const RECORDS_COUNT_AT: usize = 57;
+
+const TIMESTAMP_TYPE_BIT: i16 = 0x08;
+const TRANSACTIONAL_BIT: i16 = 0x10;
+const CONTROL_BIT: i16 = 0x20;
+
+/// Why a batch was refused. [`BatchError::error_code`] gives the Kafka error
+/// code a produce response carries for it.
+#[derive(Debug, thiserror::Error)]
+pub enum BatchError {
+    /// Fewer bytes than the header or the declared length need.
+    #[error("record batch truncated: need {needed} bytes, have {available}")]
+    TooShort {
+        /// Bytes the header or length field requires.
+        needed: usize,
+        /// Bytes present.
+        available: usize,
+    },
+    /// A magic byte other than 2 (v0/v1 message sets are not supported).
+    #[error("unsupported record batch magic {0}")]
+    UnsupportedMagic(i8),
+    /// The stored CRC does not match the bytes.
+    #[error("record batch CRC mismatch: stored {stored:#010x}, computed {computed:#010x}")]
+    Crc {
+        /// CRC in the header.
+        stored: u32,
+        /// CRC of the bytes.
+        computed: u32,
+    },
+    /// The bytes are not a well-formed batch (lengths, framing).
+    #[error("corrupt record batch: {0}")]
+    CorruptRecord(String),
+    /// The batch is well-formed but breaks a rule Kafka enforces on produce.
+    #[error("invalid record batch: {0}")]
+    InvalidRecord(String),
+    /// The batch is larger than the allowed maximum.
+    #[error("record batch of {size} bytes exceeds the maximum of {max}")]
+    TooLarge {
+        /// Size of the batch including the log overhead.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The records could not be decompressed.
+    #[error("record batch decompression failed: {0}")]
+    Compression(#[from] CompressionError),
+}
+
+impl BatchError {
+    /// The Kafka error code for this failure: CORRUPT_MESSAGE (2),
+    /// INVALID_RECORD (87), MESSAGE_TOO_LARGE (10) or
+    /// UNSUPPORTED_FOR_MESSAGE_FORMAT (43).
+    pub fn error_code(&self) -> i16 {
+        match self {
+            BatchError::TooShort { .. } | BatchError::Crc { .. } | BatchError::CorruptRecord(_) => {
+                2
+            }
+            BatchError::UnsupportedMagic(_) => 43,
+            BatchError::InvalidRecord(_) => 87,
+            BatchError::TooLarge { .. } => 10,
+            BatchError::Compression(CompressionError::TooLarge { .. }) => 10,
+            BatchError::Compression(_) => 2,
+        }
+    }
+}
+
+/// Whether a batch's timestamps were set by the producer or by the broker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum TimestampType {
+    /// The producer's timestamps are kept (`message.timestamp.type=CreateTime`).
+    #[default]
+    CreateTime,
+    /// The broker stamps its clock at append (`LogAppendTime`).
+    LogAppendTime,
+}
+
+/// The decoded 61-byte header of a v2 record batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchHeader {
+    /// Offset of the first record.
+    pub base_offset: i64,
+    /// Bytes after the `batchLength` field.
+    pub batch_length: i32,
+    /// Leader epoch of the leader that appended the batch.
+    pub partition_leader_epoch: i32,
+    /// Format version; 2.
+    pub magic: i8,
+    /// CRC-32C of the bytes from the attributes to the end.
+    pub crc: u32,
+    /// Compression, timestamp type, transactional and control bits.
+    pub attributes: i16,
+    /// Offset of the last record minus the base offset.
+    pub last_offset_delta: i32,
+    /// Timestamp of the first record.
+    pub base_timestamp: i64,
+    /// Largest timestamp in the batch (or the log append time).
+    pub max_timestamp: i64,
+    /// Idempotent producer id, -1 for none.
+    pub producer_id: i64,
+    /// Producer epoch, -1 for none.
+    pub producer_epoch: i16,
+    /// Sequence of the first record, -1 for none.
+    pub base_sequence: i32,
+    /// Number of records.
+    pub records_count: i32,
+}
+
+fn be_i64(buf: &[u8], at: usize) -> i64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&buf[at..at + 8]);
+    i64::from_be_bytes(b)
+}
+
+fn be_i32(buf: &[u8], at: usize) -> i32 {
+    let mut b = [0u8; 4];
+    b.copy_from_slice(&buf[at..at + 4]);
+    i32::from_be_bytes(b)
+}
+
+fn be_i16(buf: &[u8], at: usize) -> i16 {
+    i16::from_be_bytes([buf[at], buf[at + 1]])
+}
+
+fn too_short(needed: usize, available: usize) -> BatchError {
+    BatchError::TooShort { needed, available }
+}
+
+impl BatchHeader {
+    /// Decodes the header at the start of `buf` (at least 61 bytes). Checks
+    /// nothing but the length; see [`validate_batch`].
+    pub fn parse(buf: &[u8]) -> Result<BatchHeader, BatchError> {
+        if buf.len() < BATCH_HEADER_LEN {
+            return Err(too_short(BATCH_HEADER_LEN, buf.len()));
+        }
+        Ok(BatchHeader {
+            base_offset: be_i64(buf, BASE_OFFSET_AT),
+            batch_length: be_i32(buf, BATCH_LENGTH_AT),
+            partition_leader_epoch: be_i32(buf, LEADER_EPOCH_AT),
+            magic: buf[MAGIC_AT] as i8,
+            crc: be_i32(buf, CRC_AT) as u32,
+            attributes: be_i16(buf, ATTRIBUTES_AT),
+            last_offset_delta: be_i32(buf, LAST_OFFSET_DELTA_AT),
+            base_timestamp: be_i64(buf, BASE_TIMESTAMP_AT),
+            max_timestamp: be_i64(buf, MAX_TIMESTAMP_AT),
+            producer_id: be_i64(buf, PRODUCER_ID_AT),
+            producer_epoch: be_i16(buf, PRODUCER_EPOCH_AT),
+            base_sequence: be_i32(buf, BASE_SEQUENCE_AT),
+            records_count: be_i32(buf, RECORDS_COUNT_AT),
+        })
+    }
+
+    /// Size of the whole batch including the 12-byte log overhead. A
+    /// negative `batch_length` yields a value below [`LOG_OVERHEAD`].
+    pub fn total_len(&self) -> usize {
+        usize::try_from(self.batch_length)
+            .unwrap_or(0)
+            .saturating_add(LOG_OVERHEAD)
+    }
+
+    /// Offset of the last record (`base_offset + last_offset_delta`).
+    pub fn last_offset(&self) -> i64 {
+        self.base_offset
+            .saturating_add(i64::from(self.last_offset_delta))
+    }
+
+    /// The codec named by attribute bits 0-2.
+    pub fn compression(&self) -> Result<Compression, CompressionError> {
+        Compression::from_attributes(self.attributes)
+    }
+
+    /// Attribute bit 3.
+    pub fn timestamp_type(&self) -> TimestampType {
+        if self.attributes & TIMESTAMP_TYPE_BIT != 0 {
+            TimestampType::LogAppendTime
+        } else {
+            TimestampType::CreateTime
+        }
+    }
+
+    /// Attribute bit 4: part of a transaction.
+    pub fn is_transactional(&self) -> bool {
+        self.attributes & TRANSACTIONAL_BIT != 0
+    }
+
+    /// Attribute bit 5: a control batch (transaction markers).
+    pub fn is_control(&self) -> bool {
+        self.attributes & CONTROL_BIT != 0
+    }
+
+    /// Whether the batch carries an idempotent producer id.
+    pub fn has_producer_id(&self) -> bool {
+        self.producer_id >= 0
+    }
+
+    /// Sequence of the last record, wrapping past `i32::MAX` to 0 as Kafka
+    /// does; -1 when the batch has no sequence.
+    pub fn last_sequence(&self) -> i32 {
+        if self.base_sequence < 0 {
+            return -1;
+        }
+        let last = i64::from(self.base_sequence) + i64::from(self.last_offset_delta);
+        if last > i64::from(i32::MAX) {
+            (last - i64::from(i32::MAX) - 1) as i32
+        } else {
+            last as i32
+        }
+    }
+}
+
+/// CRC-32C of the bytes the header's CRC covers.
+fn compute_crc(buf: &[u8]) -> u32 {
+    crc32c::crc32c(&buf[ATTRIBUTES_AT..])
+}
+
+/// Validates ONE batch that exactly fills `buf`: magic 2, a consistent
+/// length, the CRC, no more than `max_batch_bytes` bytes, and the record
+/// count rules Kafka enforces on produce (at least one record, and
+/// `last_offset_delta == records_count - 1`).
+pub fn validate_batch(buf: &[u8], max_batch_bytes: usize) -> Result<BatchHeader, BatchError> {
+    let header = BatchHeader::parse(buf)?;
+    if header.magic != 2 {
+        return Err(BatchError::UnsupportedMagic(header.magic));
+    }
+    if header.batch_length < MIN_BATCH_LENGTH {
+        return Err(BatchError::CorruptRecord(format!(
+            "batch length {} is below the minimum {MIN_BATCH_LENGTH}",
+            header.batch_length
+        )));
+    }
+    if header.total_len() != buf.len() {
+        return Err(BatchError::CorruptRecord(format!(
+            "batch length {} does not match the {} bytes received",
+            header.total_len(),
+            buf.len()
+        )));
+    }
+    if buf.len() > max_batch_bytes {
+        return Err(BatchError::TooLarge {
+            size: buf.len(),
+            max: max_batch_bytes,
+        });
+    }
+    let computed = compute_crc(buf);
+    if computed != header.crc {
+        return Err(BatchError::Crc {
+            stored: header.crc,
+            computed,
+        });
+    }
+    header.compression()?;
+    if header.records_count <= 0 {
+        return Err(BatchError::InvalidRecord(format!(
+            "batch has {} records; a produced batch needs at least one",
+            header.records_count
+        )));
+    }
+    if header.last_offset_delta != header.records_count - 1 {
+        return Err(BatchError::InvalidRecord(format!(
+            "last offset delta {} does not match the record count {}",
+            header.last_offset_delta, header.records_count
+        )));
+    }
+    Ok(header)
+}
+
+/// Iterator over concatenated batches, from [`split_batches`].
+#[derive(Debug, Clone)]
+pub struct BatchIter<'a> {
+    buf: &'a [u8],
+    position: usize,
+    failed: bool,
+}
+
+/// Iterates `(position_in_buf, header)` over the batches concatenated in
+/// `buf`. Each item has checked that the whole batch is present and its
+/// length is at least the header's; a malformed batch yields one error and
+/// ends the iteration. CRCs are not checked.
+pub fn split_batches(buf: &[u8]) -> BatchIter<'_> {
+    BatchIter {
+        buf,
+        position: 0,
+        failed: false,
+    }
+}
+
+impl Iterator for BatchIter<'_> {
+    type Item = Result<(usize, BatchHeader), BatchError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed || self.position >= self.buf.len() {
+            return None;
+        }
+        let rest = &self.buf[self.position..];
+        let result = (|| {
+            let header = BatchHeader::parse(rest)?;
+            if header.batch_length < MIN_BATCH_LENGTH {
+                return Err(BatchError::CorruptRecord(format!(
+                    "batch length {} is below the minimum {MIN_BATCH_LENGTH}",
+                    header.batch_length
+                )));
+            }
+            if header.total_len() > rest.len() {
+                return Err(too_short(header.total_len(), rest.len()));
+            }
+            Ok(header)
+        })();
+        match result {
+            Ok(header) => {
+                let at = self.position;
+                self.position += header.total_len();
+                Some(Ok((at, header)))
+            }
+            Err(e) => {
+                self.failed = true;
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+fn check_header_len(buf: &[u8]) -> Result<(), BatchError> {
+    if buf.len() < BATCH_HEADER_LEN {
+        return Err(too_short(BATCH_HEADER_LEN, buf.len()));
+    }
+    Ok(())
+}
+
+/// Writes the base offset (outside the CRC: no recomputation).
+pub fn set_base_offset(buf: &mut [u8], offset: Offset) -> Result<(), BatchError> {
+    check_header_len(buf)?;
+    buf[BASE_OFFSET_AT..BASE_OFFSET_AT + 8].copy_from_slice(&offset.0.to_be_bytes());
+    Ok(())
+}
+
+/// Writes the partition leader epoch (outside the CRC).
+pub fn set_partition_leader_epoch(buf: &mut [u8], epoch: LeaderEpoch) -> Result<(), BatchError> {
+    check_header_len(buf)?;
+    buf[LEADER_EPOCH_AT..LEADER_EPOCH_AT + 4].copy_from_slice(&epoch.0.to_be_bytes());
+    Ok(())
+}
+
+/// Marks the batch `LogAppendTime` (attribute bit 3), sets its max timestamp
+/// to `timestamp`, and recomputes the CRC, which covers both. `buf` must
+/// hold exactly one batch.
+pub fn set_log_append_time(buf: &mut [u8], timestamp: Timestamp) -> Result<(), BatchError> {
+    check_header_len(buf)?;
+    let attributes = be_i16(buf, ATTRIBUTES_AT) | TIMESTAMP_TYPE_BIT;
+    buf[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&attributes.to_be_bytes());
+    buf[MAX_TIMESTAMP_AT..MAX_TIMESTAMP_AT + 8].copy_from_slice(&timestamp.0.to_be_bytes());
+    let crc = compute_crc(buf);
+    buf[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+    Ok(())
+}
+
+/// One record's position and time, as decoded by [`record_infos`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecordInfo {
+    /// Absolute offset (base offset + offset delta).
+    pub offset: i64,
+    /// The record's timestamp; for `LogAppendTime` batches the batch's max
+    /// timestamp, which is what consumers see.
+    pub timestamp: i64,
+}
+
+fn read_varlong(buf: &[u8], pos: &mut usize) -> Result<i64, BatchError> {
+    let mut value: u64 = 0;
+    for shift in (0..70).step_by(7) {
+        let Some(&byte) = buf.get(*pos) else {
+            return Err(BatchError::CorruptRecord("truncated varint".into()));
+        };
+        *pos += 1;
+        if shift >= 64 {
+            return Err(BatchError::CorruptRecord("varint too long".into()));
+        }
+        value |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return Ok(((value >> 1) as i64) ^ -((value & 1) as i64));
+        }
+    }
+    Err(BatchError::CorruptRecord("varint too long".into()))
+}
+
+fn write_varlong(out: &mut Vec<u8>, value: i64) {
+    let mut v = ((value << 1) ^ (value >> 63)) as u64;
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// Decodes the offset and timestamp of every record of the batch filling
+/// `buf`, decompressing if needed (output limited to `max_uncompressed`
+/// bytes). Checks what Kafka checks when it walks records on produce: the
+/// records exactly fill the section, their count matches the header and
+/// offset deltas run 0, 1, 2, …
+pub fn record_infos(buf: &[u8], max_uncompressed: usize) -> Result<Vec<RecordInfo>, BatchError> {
+    let header = BatchHeader::parse(buf)?;
+    if header.total_len() != buf.len() || header.batch_length < MIN_BATCH_LENGTH {
+        return Err(BatchError::CorruptRecord("batch length mismatch".into()));
+    }
+    let section = &buf[BATCH_HEADER_LEN..];
+    let owned;
+    let records = match header.compression()? {
+        Compression::None => section,
+        codec => {
+            owned = compression::decompress_with_limit(codec, section, max_uncompressed)?;
+            &owned[..]
+        }
+    };
+    let count = usize::try_from(header.records_count)
+        .map_err(|_| BatchError::CorruptRecord("negative record count".into()))?;
+    let mut infos = Vec::with_capacity(count.min(records.len()));
+    let mut pos = 0;
+    while pos < records.len() {
+        let length = read_varlong(records, &mut pos)?;
+        let length = usize::try_from(length)
+            .map_err(|_| BatchError::CorruptRecord("negative record length".into()))?;
+        let end = pos
+            .checked_add(length)
+            .filter(|&end| end <= records.len())
+            .ok_or_else(|| BatchError::CorruptRecord("record overruns the batch".into()))?;
+        let body = &records[pos..end];
+        let mut p = 1; // attributes byte
+        if body.is_empty() {
+            return Err(BatchError::CorruptRecord("empty record".into()));
+        }
+        let timestamp_delta = read_varlong(body, &mut p)?;
+        let offset_delta = read_varlong(body, &mut p)?;
+        if offset_delta != infos.len() as i64 {
+            return Err(BatchError::InvalidRecord(format!(
+                "record {} has offset delta {offset_delta}",
+                infos.len()
+            )));
+        }
+        let timestamp = match header.timestamp_type() {
+            TimestampType::LogAppendTime => header.max_timestamp,
+            TimestampType::CreateTime => header.base_timestamp.wrapping_add(timestamp_delta),
+        };
+        infos.push(RecordInfo {
+            offset: header.base_offset.wrapping_add(offset_delta),
+            timestamp,
+        });
+        pos = end;
+    }
+    if infos.len() != count {
+        return Err(BatchError::InvalidRecord(format!(
+            "header counts {count} records, the batch holds {}",
+            infos.len()
+        )));
+    }
+    Ok(infos)
+}
+
+/// One record to encode with [`BatchBuilder`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RecordSpec {
+    /// Creation timestamp.
+    pub timestamp: i64,
+    /// Key, or none (null).
+    pub key: Option<Vec<u8>>,
+    /// Value, or none (a tombstone).
+    pub value: Option<Vec<u8>>,
+}
+
+/// Encodes one v2 batch (records without headers); used by tests, control
+/// records and the native client.
+#[derive(Clone, Debug)]
+pub struct BatchBuilder {
+    /// Base offset written in the header.
+    pub base_offset: i64,
+    /// Producer id, -1 for none.
+    pub producer_id: i64,
+    /// Producer epoch, -1 for none.
+    pub producer_epoch: i16,
+    /// Base sequence, -1 for none.
+    pub base_sequence: i32,
+    /// Codec for the records section.
+    pub compression: Compression,
+    /// Records in offset order.
+    pub records: Vec<RecordSpec>,
+}
+
+impl Default for BatchBuilder {
+    fn default() -> Self {
+        BatchBuilder {
+            base_offset: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            base_sequence: -1,
+            compression: Compression::None,
+            records: Vec::new(),
+        }
+    }
+}
+
+impl BatchBuilder {
+    /// Adds a record with a value and no key.
+    pub fn value(mut self, timestamp: i64, value: &[u8]) -> Self {
+        self.records.push(RecordSpec {
+            timestamp,
+            key: None,
+            value: Some(value.to_vec()),
+        });
+        self
+    }
+
+    /// Sets the idempotent producer fields.
+    pub fn producer(mut self, producer_id: i64, producer_epoch: i16, base_sequence: i32) -> Self {
+        self.producer_id = producer_id;
+        self.producer_epoch = producer_epoch;
+        self.base_sequence = base_sequence;
+        self
+    }
+
+    /// Encodes the batch with a correct CRC.
+    pub fn build(&self) -> Result<Vec<u8>, BatchError> {
+        let base_timestamp = self.records.first().map_or(-1, |r| r.timestamp);
+        let max_timestamp = self.records.iter().map(|r| r.timestamp).max().unwrap_or(-1);
+        let mut section = Vec::new();
+        for (i, record) in self.records.iter().enumerate() {
+            let mut body = vec![0u8];
+            write_varlong(&mut body, record.timestamp.wrapping_sub(base_timestamp));
+            write_varlong(&mut body, i as i64);
+            for field in [&record.key, &record.value] {
+                match field {
+                    Some(bytes) => {
+                        write_varlong(&mut body, bytes.len() as i64);
+                        body.extend_from_slice(bytes);
+                    }
+                    None => write_varlong(&mut body, -1),
+                }
+            }
+            write_varlong(&mut body, 0);
+            write_varlong(&mut section, body.len() as i64);
+            section.extend_from_slice(&body);
+        }
+        let section = compression::compress(self.compression, &section)?;
+        let count = i32::try_from(self.records.len())
+            .map_err(|_| BatchError::InvalidRecord("too many records".into()))?;
+        let batch_length =
+            i32::try_from(BATCH_HEADER_LEN - LOG_OVERHEAD + section.len()).map_err(|_| {
+                BatchError::TooLarge {
+                    size: section.len(),
+                    max: i32::MAX as usize,
+                }
+            })?;
+        let mut out = Vec::with_capacity(BATCH_HEADER_LEN + section.len());
+        out.extend_from_slice(&self.base_offset.to_be_bytes());
+        out.extend_from_slice(&batch_length.to_be_bytes());
+        out.extend_from_slice(&(-1i32).to_be_bytes());
+        out.push(2);
+        out.extend_from_slice(&[0; 4]);
+        out.extend_from_slice(&self.compression.id().to_be_bytes());
+        out.extend_from_slice(&(count - 1).to_be_bytes());
+        out.extend_from_slice(&base_timestamp.to_be_bytes());
+        out.extend_from_slice(&max_timestamp.to_be_bytes());
+        out.extend_from_slice(&self.producer_id.to_be_bytes());
+        out.extend_from_slice(&self.producer_epoch.to_be_bytes());
+        out.extend_from_slice(&self.base_sequence.to_be_bytes());
+        out.extend_from_slice(&count.to_be_bytes());
+        out.extend_from_slice(&section);
+        let crc = compute_crc(&out);
+        out[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use bytes::BytesMut;
+    use kafka_protocol::records::{
+        Compression as KCompression, Record, RecordBatchDecoder, RecordBatchEncoder,
+        RecordEncodeOptions, TimestampType as KTimestampType,
+    };
+    use proptest::prelude::*;
+
+    fn kafka_batch(values: &[Vec<u8>], compression: KCompression, ts: i64) -> Vec<u8> {
+        let records: Vec<Record> = values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| Record {
+                transactional: false,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: 0,
+                producer_id: 7,
+                producer_epoch: 1,
+                timestamp_type: KTimestampType::Creation,
+                offset: i as i64,
+                sequence: i as i32,
+                timestamp: ts + i as i64,
+                key: None,
+                value: Some(bytes::Bytes::from(v.clone())),
+                headers: Default::default(),
+            })
+            .collect();
+        let mut buf = BytesMut::new();
+        RecordBatchEncoder::encode(
+            &mut buf,
+            records.iter(),
+            &RecordEncodeOptions {
+                version: 2,
+                compression,
+            },
+        )
+        .unwrap();
+        buf.to_vec()
+    }
+
+    #[test]
+    fn parses_batches_from_kafka_protocol_encoder() {
+        for (kc, c) in [
+            (KCompression::None, Compression::None),
+            (KCompression::Gzip, Compression::Gzip),
+            (KCompression::Snappy, Compression::Snappy),
+            (KCompression::Lz4, Compression::Lz4),
+            (KCompression::Zstd, Compression::Zstd),
+        ] {
+            let values = vec![b"a".to_vec(), b"bb".to_vec(), b"ccc".to_vec()];
+            let buf = kafka_batch(&values, kc, 1000);
+            let header = validate_batch(&buf, 1 << 20).unwrap();
+            assert_eq!(header.compression().unwrap(), c);
+            assert_eq!(header.records_count, 3);
+            assert_eq!(header.last_offset(), 2);
+            assert_eq!(header.producer_id, 7);
+            assert_eq!(header.max_timestamp, 1002);
+            let infos = record_infos(&buf, 1 << 20).unwrap();
+            assert_eq!(
+                infos
+                    .iter()
+                    .map(|r| (r.offset, r.timestamp))
+                    .collect::<Vec<_>>(),
+                vec![(0, 1000), (1, 1001), (2, 1002)]
+            );
+        }
+    }
+
+    #[test]
+    fn builder_output_decodes_with_kafka_protocol() {
+        for c in [
+            Compression::None,
+            Compression::Gzip,
+            Compression::Snappy,
+            Compression::Lz4,
+            Compression::Zstd,
+        ] {
+            let mut builder = BatchBuilder {
+                compression: c,
+                ..BatchBuilder::default()
+            }
+            .producer(3, 0, 5);
+            builder = builder.value(10, b"x").value(12, b"yz");
+            let buf = builder.build().unwrap();
+            validate_batch(&buf, 1 << 20).unwrap();
+            let mut bytes = bytes::Bytes::from(buf);
+            let set = RecordBatchDecoder::decode(&mut bytes).unwrap();
+            assert_eq!(set.records.len(), 2);
+            assert_eq!(set.records[1].value.as_deref(), Some(&b"yz"[..]));
+            assert_eq!(set.records[1].sequence, 6);
+        }
+    }
+
+    #[test]
+    fn log_append_time_recomputes_crc() {
+        let mut buf = BatchBuilder::default().value(5, b"v").build().unwrap();
+        set_log_append_time(&mut buf, Timestamp(99)).unwrap();
+        let header = validate_batch(&buf, 1 << 20).unwrap();
+        assert_eq!(header.timestamp_type(), TimestampType::LogAppendTime);
+        assert_eq!(header.max_timestamp, 99);
+        assert_eq!(record_infos(&buf, 1 << 20).unwrap()[0].timestamp, 99);
+    }
+
+    #[test]
+    fn base_offset_and_epoch_do_not_touch_crc() {
+        let mut buf = BatchBuilder::default().value(5, b"v").build().unwrap();
+        set_base_offset(&mut buf, Offset(1234)).unwrap();
+        set_partition_leader_epoch(&mut buf, LeaderEpoch(9)).unwrap();
+        let header = validate_batch(&buf, 1 << 20).unwrap();
+        assert_eq!(header.base_offset, 1234);
+        assert_eq!(header.partition_leader_epoch, 9);
+    }
+
+    #[test]
+    fn validation_errors_map_to_kafka_codes() {
+        let good = BatchBuilder::default().value(5, b"v").build().unwrap();
+        let mut magic = good.clone();
+        magic[MAGIC_AT] = 1;
+        assert_eq!(
+            validate_batch(&magic, 1 << 20).unwrap_err().error_code(),
+            43
+        );
+        assert_eq!(
+            validate_batch(&good[..40], 1 << 20)
+                .unwrap_err()
+                .error_code(),
+            2
+        );
+        assert_eq!(validate_batch(&good, 10).unwrap_err().error_code(), 10);
+        let empty = BatchBuilder::default().build().unwrap();
+        assert_eq!(
+            validate_batch(&empty, 1 << 20).unwrap_err().error_code(),
+            87
+        );
+        let mut extra = good.clone();
+        extra.push(0);
+        assert_eq!(validate_batch(&extra, 1 << 20).unwrap_err().error_code(), 2);
+    }
+
+    #[test]
+    fn split_stops_at_a_torn_batch() {
+        let a = BatchBuilder::default().value(1, b"a").build().unwrap();
+        let b = BatchBuilder::default().value(2, b"bb").build().unwrap();
+        let mut buf = a.clone();
+        buf.extend_from_slice(&b);
+        let all: Vec<_> = split_batches(&buf).map(|r| r.unwrap().0).collect();
+        assert_eq!(all, vec![0, a.len()]);
+        let torn = &buf[..buf.len() - 1];
+        let items: Vec<_> = split_batches(torn).collect();
+        assert_eq!(items.len(), 2);
+        assert!(items[1].is_err());
+    }
+
+    #[test]
+    fn last_sequence_wraps() {
+        let mut header =
+            BatchHeader::parse(&BatchBuilder::default().value(1, b"a").build().unwrap()).unwrap();
+        header.base_sequence = i32::MAX;
+        header.last_offset_delta = 2;
+        assert_eq!(header.last_sequence(), 1);
+    }
+
+    proptest! {
+        #[test]
+        fn built_batches_validate_and_round_trip(
+            values in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..64), 1..20),
+            base in 0i64..1_000_000,
+            ts in 0i64..1_000_000_000,
+            codec in 0i16..5,
+        ) {
+            let mut builder = BatchBuilder { compression: Compression::from_attributes(codec).unwrap(), ..BatchBuilder::default() };
+            for (i, v) in values.iter().enumerate() {
+                builder = builder.value(ts + i as i64, v);
+            }
+            let mut buf = builder.build().unwrap();
+            set_base_offset(&mut buf, Offset(base)).unwrap();
+            let header = validate_batch(&buf, 1 << 20).unwrap();
+            prop_assert_eq!(header.base_offset, base);
+            prop_assert_eq!(header.records_count as usize, values.len());
+            prop_assert_eq!(header.last_offset(), base + values.len() as i64 - 1);
+            let infos = record_infos(&buf, 1 << 20).unwrap();
+            prop_assert_eq!(infos.len(), values.len());
+            prop_assert_eq!(infos.last().unwrap().offset, header.last_offset());
+        }
+
+        #[test]
+        fn any_byte_flip_in_crc_range_is_detected(
+            values in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..32), 1..5),
+            at in any::<proptest::sample::Index>(),
+            flip in 1u8..=255,
+        ) {
+            let mut builder = BatchBuilder::default();
+            for v in &values {
+                builder = builder.value(1, v);
+            }
+            let mut buf = builder.build().unwrap();
+            let i = ATTRIBUTES_AT + at.index(buf.len() - ATTRIBUTES_AT);
+            buf[i] ^= flip;
+            prop_assert!(validate_batch(&buf, 1 << 20).is_err());
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let _ = validate_batch(&bytes, 1 << 20);
+            let _ = record_infos(&bytes, 1 << 20);
+            for item in split_batches(&bytes) {
+                let _ = item;
+            }
+        }
+    }
+}
