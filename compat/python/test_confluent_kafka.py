@@ -25,7 +25,6 @@ from confluent_kafka.admin import (
     ConfigEntry,
     ConfigResource,
     ConfigSource,
-    NewTopic,
     ResourceType,
 )
 
@@ -38,6 +37,7 @@ from records import (
     unique_topic,
     verify_consumed,
 )
+from topics import create_topic
 
 TIMEOUT_S = 60.0
 
@@ -47,29 +47,6 @@ KAFKA_TIMESTAMP_TYPE = {TIMESTAMP_CREATE_TIME: 0, TIMESTAMP_LOG_APPEND_TIME: 1}
 
 def admin_client(bootstrap: str) -> AdminClient:
     return AdminClient({"bootstrap.servers": bootstrap})
-
-
-def create_topic(bootstrap: str, topic: str, partitions: int = PARTITIONS) -> None:
-    """Create a topic and wait until its metadata shows every partition with a leader.
-
-    Also used by the kcat tests, which cannot create topics themselves.
-    """
-    admin = admin_client(bootstrap)
-    futures = admin.create_topics(
-        [NewTopic(topic, num_partitions=partitions, replication_factor=1)],
-        operation_timeout=30,
-        request_timeout=30,
-    )
-    futures[topic].result(timeout=TIMEOUT_S)
-    deadline = time.monotonic() + TIMEOUT_S
-    while True:
-        metadata = admin.list_topics(topic, timeout=10)
-        found = metadata.topics.get(topic)
-        if found is not None and found.error is None and len(found.partitions) == partitions:
-            if all(p.leader >= 0 for p in found.partitions.values()):
-                return
-        assert time.monotonic() < deadline, f"metadata for {topic} never settled: {found}"
-        time.sleep(0.2)
 
 
 def produce(bootstrap: str, topic: str, codec: str, records: list[Record]) -> None:
