@@ -1,0 +1,352 @@
+'use strict'
+// Drives kafkajs for the compatibility suite (run from compat/python/test_kafkajs.py).
+//
+// Records are generated and verified in compat/python/records.py; this driver moves
+// them between files and the broker in the line format described there (tab-separated
+// fields, bytes in base64) and prints admin answers as lines for pytest to check.
+//
+//   produce  BOOTSTRAP TOPIC CODEC IN OUT   producer.send, acks=-1, one request per chunk
+//   consume  BOOTSTRAP TOPIC PARTITIONS OUT Fetch from offset 0 to the high watermark
+//   create   BOOTSTRAP TOPIC PARTITIONS     admin.createTopics
+//   offsets  BOOTSTRAP TOPIC SPEC...        SPEC: earliest | latest | a timestamp
+//   alter    BOOTSTRAP TOPIC NAME=VALUE...  admin.alterConfigs (kafkajs has no incremental API)
+//   describe BOOTSTRAP TOPIC NAME...        admin.describeConfigs
+//
+// Consuming without a consumer group: kafkajs's consumer always joins a group, and
+// runnel has no group coordinator yet. So `consume` uses kafkajs's own protocol layer
+// below the consumer — its Cluster (metadata, leader lookup, connections) and Broker
+// (Fetch request encoding, response decoding, record-batch decoding and decompression
+// through the registered codecs). This is the code path kafkajs's consumer runs for
+// each fetch; only the group membership around it is left out.
+
+const fs = require('fs')
+const {
+  Kafka,
+  CompressionTypes,
+  CompressionCodecs,
+  ConfigResourceTypes,
+  Partitioners,
+  logLevel,
+} = require('kafkajs')
+const Cluster = require('kafkajs/src/cluster')
+const { createLogger } = require('kafkajs/src/loggers')
+const LoggerConsole = require('kafkajs/src/loggers/console')
+const defaultSocketFactory = require('kafkajs/src/network/socketFactory')
+const ISOLATION_LEVEL = require('kafkajs/src/protocol/isolationLevel')
+const SnappyCodec = require('kafkajs-snappy')
+const lz4 = require('lz4js')
+const { ZstdCodec } = require('zstd-codec')
+
+const CLIENT_ID = 'runnel-compat-kafkajs'
+const RECORDS_PER_SEND = 300
+
+// kafkajs ships GZIP only (on node's zlib); other codecs are registered by the application.
+// Snappy: kafkajs-snappy (pure JS, snappyjs).
+// LZ4 and ZSTD: the codec packages the kafkajs docs name (kafkajs-lz4, @kafkajs/zstd)
+// build native addons (`lz4`, `cppzst`) with node-gyp, which needs headers and
+// sources fetched from outside the npm registry. Instead, small codec objects with
+// the same interface wrap pure JavaScript implementations: lz4js (LZ4 frame format,
+// what Kafka's v2 batches use) and zstd-codec (the reference zstd compiled to
+// JavaScript with Emscripten).
+const Lz4Codec = () => ({
+  async compress(encoder) {
+    return Buffer.from(lz4.compress(encoder.buffer))
+  },
+  async decompress(buffer) {
+    return Buffer.from(lz4.decompress(buffer))
+  },
+})
+
+let zstdPromise = null
+const zstdStreaming = () => {
+  if (!zstdPromise) {
+    zstdPromise = new Promise(resolve => ZstdCodec.run(zstd => resolve(new zstd.Streaming())))
+  }
+  return zstdPromise
+}
+const ZstdCompressionCodec = () => ({
+  async compress(encoder) {
+    return Buffer.from((await zstdStreaming()).compress(encoder.buffer, 3))
+  },
+  async decompress(buffer) {
+    return Buffer.from((await zstdStreaming()).decompress(buffer))
+  },
+})
+
+CompressionCodecs[CompressionTypes.Snappy] = SnappyCodec
+CompressionCodecs[CompressionTypes.LZ4] = Lz4Codec
+CompressionCodecs[CompressionTypes.ZSTD] = ZstdCompressionCodec
+
+const CODECS = {
+  none: CompressionTypes.None,
+  gzip: CompressionTypes.GZIP,
+  snappy: CompressionTypes.Snappy,
+  lz4: CompressionTypes.LZ4,
+  zstd: CompressionTypes.ZSTD,
+}
+
+const b64 = buffer => (buffer === null || buffer === undefined ? '-' : buffer.toString('base64'))
+const unb64 = text => (text === '-' ? null : Buffer.from(text, 'base64'))
+
+function parseLine(text) {
+  const f = text.split('\t')
+  if (f.length !== 7) throw new Error(`malformed record line: ${text.slice(0, 200)}`)
+  const headers = []
+  if (f[6] !== '') {
+    for (const pair of f[6].split(',')) {
+      const [name, value] = pair.split(':')
+      headers.push([unb64(name).toString('utf8'), unb64(value)])
+    }
+  }
+  return {
+    partition: Number(f[0]),
+    offset: f[1],
+    timestamp: f[2],
+    timestampType: Number(f[3]),
+    key: unb64(f[4]),
+    value: unb64(f[5]),
+    headers,
+  }
+}
+
+function formatLine(r) {
+  const headers = r.headers.map(([n, v]) => `${b64(Buffer.from(n, 'utf8'))}:${b64(v)}`).join(',')
+  return [r.partition, r.offset, r.timestamp, r.timestampType, b64(r.key), b64(r.value), headers].join('\t')
+}
+
+// kafkajs represents headers as an object: a repeated name becomes an array of values.
+function headersToList(headers) {
+  const list = []
+  for (const [name, value] of Object.entries(headers || {})) {
+    for (const v of Array.isArray(value) ? value : [value]) list.push([name, v])
+  }
+  return list
+}
+
+function headersToObject(list) {
+  const object = {}
+  for (const [name, value] of list) {
+    if (object[name] === undefined) object[name] = value
+    else object[name] = [].concat(object[name], [value])
+  }
+  return object
+}
+
+function kafka(bootstrap) {
+  return new Kafka({
+    clientId: CLIENT_ID,
+    brokers: [bootstrap],
+    logLevel: logLevel.WARN,
+    retry: { retries: 5 },
+  })
+}
+
+async function produce(bootstrap, topic, codec, inPath, outPath) {
+  const records = fs.readFileSync(inPath, 'utf8').split('\n').filter(Boolean).map(parseLine)
+  const producer = kafka(bootstrap).producer({
+    createPartitioner: Partitioners.DefaultPartitioner,
+    allowAutoTopicCreation: false,
+  })
+  await producer.connect()
+  const acked = []
+  try {
+    // Sequential sends keep the order within each partition; a chunk keeps every
+    // batch below the broker's default message.max.bytes even uncompressed.
+    for (let start = 0; start < records.length; start += RECORDS_PER_SEND) {
+      const chunk = records.slice(start, start + RECORDS_PER_SEND)
+      const metadata = await producer.send({
+        topic,
+        acks: -1,
+        compression: CODECS[codec],
+        messages: chunk.map(r => ({
+          key: r.key,
+          value: r.value,
+          partition: r.partition,
+          timestamp: r.timestamp,
+          headers: headersToObject(r.headers),
+        })),
+      })
+      for (const m of metadata) {
+        if (m.errorCode !== 0) throw new Error(`produce error ${JSON.stringify(m)}`)
+      }
+      acked.push(...metadata)
+    }
+  } finally {
+    await producer.disconnect()
+  }
+  fs.writeFileSync(outPath, acked.map(m => `${m.partition}\t${m.baseOffset}`).join('\n') + '\n')
+  console.log(`produced ${records.length}`)
+}
+
+async function consume(bootstrap, topic, partitions, outPath) {
+  const cluster = new Cluster({
+    logger: createLogger({ level: logLevel.WARN, logCreator: LoggerConsole }),
+    socketFactory: defaultSocketFactory(),
+    brokers: [bootstrap],
+    clientId: CLIENT_ID,
+    connectionTimeout: 3000,
+    requestTimeout: 30000,
+    enforceRequestTimeout: true,
+    retry: { retries: 5 },
+    allowAutoTopicCreation: false,
+    isolationLevel: ISOLATION_LEVEL.READ_COMMITTED,
+  })
+  await cluster.connect()
+  const out = []
+  try {
+    await cluster.addTargetTopic(topic)
+    await cluster.refreshMetadata()
+    const leaders = new Map(
+      cluster.findTopicPartitionMetadata(topic).map(p => [p.partitionId, p.leader])
+    )
+    const deadline = Date.now() + 60000
+    for (let partition = 0; partition < partitions; partition++) {
+      const broker = await cluster.findBroker({ nodeId: leaders.get(partition) })
+      let offset = 0n
+      let highWatermark = -1n
+      while (highWatermark < 0n || offset < highWatermark) {
+        if (Date.now() > deadline) throw new Error(`timed out at p${partition} offset ${offset}`)
+        const response = await broker.fetch({
+          isolationLevel: ISOLATION_LEVEL.READ_COMMITTED,
+          maxWaitTime: 500,
+          minBytes: 1,
+          maxBytes: 4 * 1024 * 1024,
+          topics: [
+            {
+              topic,
+              partitions: [{ partition, fetchOffset: offset.toString(), maxBytes: 1024 * 1024 }],
+            },
+          ],
+        })
+        const [result] = response.responses[0].partitions
+        if (result.errorCode !== 0) throw new Error(`fetch p${partition}: error ${result.errorCode}`)
+        highWatermark = BigInt(result.highWatermark)
+        for (const m of result.messages) {
+          if (m.isControlRecord) continue
+          // A batch comes back whole: skip records before the requested offset.
+          if (BigInt(m.offset) < offset) continue
+          out.push(
+            formatLine({
+              partition,
+              offset: m.offset,
+              timestamp: m.timestamp,
+              timestampType: m.batchContext.timestampType,
+              key: m.key,
+              value: m.value,
+              headers: headersToList(m.headers),
+            })
+          )
+          offset = BigInt(m.offset) + 1n
+        }
+      }
+    }
+  } finally {
+    await cluster.disconnect()
+  }
+  fs.writeFileSync(outPath, out.join('\n') + '\n')
+  console.log(`consumed ${out.length}`)
+}
+
+async function withAdmin(bootstrap, action) {
+  const admin = kafka(bootstrap).admin()
+  await admin.connect()
+  try {
+    return await action(admin)
+  } finally {
+    await admin.disconnect()
+  }
+}
+
+async function create(bootstrap, topic, partitions) {
+  const created = await withAdmin(bootstrap, admin =>
+    admin.createTopics({
+      topics: [{ topic, numPartitions: partitions, replicationFactor: 1 }],
+      waitForLeaders: true,
+    })
+  )
+  if (!created) throw new Error(`createTopics returned false for ${topic}`)
+  console.log(`created ${topic}`)
+}
+
+async function offsets(bootstrap, topic, specs) {
+  await withAdmin(bootstrap, async admin => {
+    const watermarks = await admin.fetchTopicOffsets(topic)
+    for (const spec of specs) {
+      if (spec === 'earliest' || spec === 'latest') {
+        for (const w of watermarks) {
+          console.log(`offset ${w.partition} ${spec} ${spec === 'earliest' ? w.low : w.high}`)
+        }
+      } else {
+        for (const p of await admin.fetchTopicOffsetsByTimestamp(topic, Number(spec))) {
+          console.log(`offset ${p.partition} ${spec} ${p.offset}`)
+        }
+      }
+    }
+  })
+}
+
+async function alter(bootstrap, topic, settings) {
+  await withAdmin(bootstrap, async admin => {
+    const response = await admin.alterConfigs({
+      validateOnly: false,
+      resources: [
+        {
+          type: ConfigResourceTypes.TOPIC,
+          name: topic,
+          configEntries: settings.map(s => {
+            const [name, ...rest] = s.split('=')
+            return { name, value: rest.join('=') }
+          }),
+        },
+      ],
+    })
+    for (const r of response.resources) {
+      if (r.errorCode !== 0) throw new Error(`alterConfigs: ${JSON.stringify(r)}`)
+    }
+  })
+  console.log(`altered ${settings.length}`)
+}
+
+async function describe(bootstrap, topic, names) {
+  await withAdmin(bootstrap, async admin => {
+    const response = await admin.describeConfigs({
+      includeSynonyms: false,
+      resources: [{ type: ConfigResourceTypes.TOPIC, name: topic, configNames: names }],
+    })
+    const [resource] = response.resources
+    if (resource.errorCode !== 0) throw new Error(`describeConfigs: ${JSON.stringify(resource)}`)
+    for (const name of names) {
+      const entry = resource.configEntries.find(e => e.configName === name)
+      if (!entry) console.log(`config ${name} MISSING`)
+      else console.log(`config ${name} ${entry.configValue} ${entry.configSource}`)
+    }
+  })
+}
+
+async function main(argv) {
+  const [command, bootstrap, topic, ...rest] = argv
+  switch (command) {
+    case 'produce':
+      return produce(bootstrap, topic, rest[0], rest[1], rest[2])
+    case 'consume':
+      return consume(bootstrap, topic, Number(rest[0]), rest[1])
+    case 'create':
+      return create(bootstrap, topic, Number(rest[0]))
+    case 'offsets':
+      return offsets(bootstrap, topic, rest)
+    case 'alter':
+      return alter(bootstrap, topic, rest)
+    case 'describe':
+      return describe(bootstrap, topic, rest)
+    default:
+      throw new Error(`unknown command ${command}`)
+  }
+}
+
+main(process.argv.slice(2)).then(
+  () => process.exit(0),
+  error => {
+    console.error(error && error.stack ? error.stack : error)
+    process.exit(1)
+  }
+)
