@@ -1,1 +1,24 @@
-//! The partition log.
+//! The partition log: segments of v2 record batches with their offset and
+//! time indexes, recovery after a crash, retention, flushing and the
+//! idempotent producers' state; and the [`LogManager`] owning every log of a
+//! data directory.
+//!
+//! This crate knows batches, offsets and files. It never sees requests or
+//! responses: the broker converts at its edge (see [`LogError::error_code`]).
+#![deny(clippy::unwrap_used)]
+
+mod checkpoint;
+mod config;
+mod error;
+mod log;
+mod log_manager;
+mod offset_index;
+pub mod producer_state;
+mod recovery;
+mod segment;
+mod time_index;
+
+pub use config::{LogConfig, TimestampType};
+pub use error::LogError;
+pub use log::{AppendInfo, AppendOutcome, FlushTask, Log, ReadSlice, RecoveryReport};
+pub use log_manager::{BackgroundHandle, BackgroundOptions, LogManager};

@@ -1,0 +1,664 @@
+//! The partition log: an ordered list of segments, the last one active.
+//!
+//! ```text
+//! segments:  [0 .. 99] [100 .. 249] [250 .. )   <- active
+//! log_start_offset = 0, log_end_offset = 312 (next offset to assign)
+//! append(3 records)  -> offsets 312..=314, log_end_offset = 315
+//! delete_records_before(120) -> first segment removed, log_start_offset = 120
+//! ```
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use runnel_model::{Offset, Timestamp};
+use runnel_protocol::batch::{
+    record_infos, set_base_offset, set_log_append_time, split_batches, validate_batch, BatchError,
+    BatchHeader,
+};
+
+use crate::checkpoint::{self, LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE};
+use crate::producer_state::{ProducerEntry, ProducerStateManager, SequenceCheck};
+use crate::segment::Segment;
+use crate::{LogConfig, LogError, TimestampType};
+
+pub use crate::recovery::RecoveryReport;
+
+/// Largest decompressed batch `offset_for_timestamp` will decode.
+const MAX_DECODE_BYTES: usize = 64 * 1024 * 1024;
+
+/// A byte range of a segment file holding whole batches, for the broker to
+/// `sendfile` without the log lock. The file stays readable even if the
+/// segment is deleted meanwhile.
+#[derive(Debug, Clone)]
+pub struct ReadSlice {
+    /// The segment's `.log` file.
+    pub file: Arc<File>,
+    /// Start of the first batch.
+    pub position: u64,
+    /// Bytes to send; 0 when there is nothing to return.
+    pub len: u64,
+}
+
+impl ReadSlice {
+    /// Reads the range into memory (TLS listeners, tests).
+    pub fn read_to_vec(&self) -> io::Result<Vec<u8>> {
+        let len = usize::try_from(self.len)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "slice too large"))?;
+        let mut buf = vec![0u8; len];
+        self.file.read_exact_at(&mut buf, self.position)?;
+        Ok(buf)
+    }
+}
+
+/// Offsets assigned to an append (or, for a duplicate, the original ones).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    /// Offset of the first record.
+    pub base_offset: Offset,
+    /// Offset of the last record.
+    pub last_offset: Offset,
+    /// The broker time stamped on the batches; -1 unless `LogAppendTime`.
+    pub log_append_time: Timestamp,
+    /// The log start offset after the append.
+    pub log_start_offset: Offset,
+}
+
+/// Result of [`Log::append`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendOutcome {
+    /// The batches were written.
+    Appended(AppendInfo),
+    /// An idempotent producer resent a batch already in the log; nothing was
+    /// written and the info carries the original offsets.
+    Duplicate(AppendInfo),
+}
+
+impl AppendOutcome {
+    /// The info of either outcome.
+    pub fn info(&self) -> &AppendInfo {
+        match self {
+            AppendOutcome::Appended(info) | AppendOutcome::Duplicate(info) => info,
+        }
+    }
+}
+
+/// Files to fsync to make the log durable up to an offset; run outside the
+/// log lock, then report with [`Log::mark_flushed`].
+#[derive(Debug, Clone)]
+pub struct FlushTask {
+    pub(crate) dir: PathBuf,
+    pub(crate) files: Vec<Arc<File>>,
+    pub(crate) up_to: Offset,
+}
+
+impl FlushTask {
+    /// Fsyncs the files and the directory, then records the recovery point.
+    /// A failure must take the log offline ([`Log::mark_offline`]).
+    pub fn run(&self) -> io::Result<()> {
+        for file in &self.files {
+            file.sync_data()?;
+        }
+        File::open(&self.dir)?.sync_all()?;
+        checkpoint::write_offset(&self.dir, RECOVERY_POINT_FILE, self.up_to.0, false)
+    }
+
+    /// The offset below which the log is durable once [`FlushTask::run`]
+    /// succeeds.
+    pub fn up_to(&self) -> Offset {
+        self.up_to
+    }
+}
+
+/// One partition's log. Not thread-safe by itself: the broker wraps it in a
+/// mutex and does slow I/O (sendfile, fsync) outside it.
+#[derive(Debug)]
+pub struct Log {
+    pub(crate) dir: PathBuf,
+    pub(crate) config: LogConfig,
+    /// Never empty; the last is the active segment.
+    pub(crate) segments: Vec<Segment>,
+    pub(crate) log_start_offset: i64,
+    pub(crate) recovery_point: i64,
+    pub(crate) last_flush_time: Timestamp,
+    pub(crate) producers: ProducerStateManager,
+    pub(crate) offline: Option<String>,
+}
+
+impl Log {
+    /// Opens or creates the log in `dir`. With `clean_shutdown` the indexes
+    /// are trusted and only batch headers after the last index entry are
+    /// walked; otherwise every batch after the recovery point is validated
+    /// (length, magic, CRC, offsets), the log truncated at the first bad
+    /// byte, indexes rebuilt and stray files deleted. The report says what
+    /// was dropped.
+    pub fn open(
+        dir: &Path,
+        config: LogConfig,
+        clean_shutdown: bool,
+    ) -> Result<(Log, RecoveryReport), LogError> {
+        crate::recovery::open(dir, config, clean_shutdown, Timestamp::now())
+    }
+
+    fn check_online(&self) -> Result<(), LogError> {
+        match &self.offline {
+            Some(reason) => Err(LogError::Offline(reason.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// Takes the log offline: every later append and read fails with
+    /// [`LogError::Offline`]. Called after a failed write or fsync.
+    pub fn mark_offline(&mut self, reason: String) {
+        tracing::error!(dir = %self.dir.display(), %reason, "taking log offline");
+        self.offline.get_or_insert(reason);
+    }
+
+    fn poison(&mut self, what: &str, err: io::Error) -> LogError {
+        self.mark_offline(format!("{what} failed: {err}"));
+        LogError::Io(err)
+    }
+
+    fn active(&self) -> &Segment {
+        debug_assert!(!self.segments.is_empty());
+        &self.segments[self.segments.len() - 1]
+    }
+
+    fn active_mut(&mut self) -> &mut Segment {
+        let last = self.segments.len() - 1;
+        &mut self.segments[last]
+    }
+
+    /// Appends one or more client batches.
+    ///
+    /// Each batch is re-validated (magic, length, CRC, `max.message.bytes`),
+    /// idempotent sequences are checked, offsets are assigned in place from
+    /// the log end offset (and `LogAppendTime` stamped when configured), the
+    /// bytes are written to the active segment (rolled first by
+    /// `segment.bytes`, `segment.ms` or a full index) and indexed.
+    ///
+    /// ```text
+    /// before: log_end_offset = 10
+    /// append(batch of 3, batch of 2) -> Appended { base_offset: 10, last_offset: 14 }
+    /// after:  log_end_offset = 15
+    /// ```
+    pub fn append(
+        &mut self,
+        records: &mut [u8],
+        now: Timestamp,
+    ) -> Result<AppendOutcome, LogError> {
+        self.check_online()?;
+        let max_message_bytes = self.config.max_message_bytes as usize;
+        let mut batches: Vec<(usize, BatchHeader)> = Vec::new();
+        for item in split_batches(records) {
+            let (at, header) = item?;
+            let len = header.total_len();
+            if len > max_message_bytes {
+                return Err(LogError::RecordTooLarge {
+                    size: len as u64,
+                    max: max_message_bytes as u64,
+                });
+            }
+            validate_batch(&records[at..at + len], max_message_bytes)?;
+            batches.push((at, header));
+        }
+        if batches.is_empty() {
+            return Err(BatchError::CorruptRecord("no record batch in the append".into()).into());
+        }
+        if records.len() as u64 > self.config.segment_bytes_max() {
+            return Err(LogError::RecordTooLarge {
+                size: records.len() as u64,
+                max: self.config.segment_bytes_max(),
+            });
+        }
+
+        let log_end_offset = self.log_end_offset().0;
+        let mut next = log_end_offset;
+        let mut changed: HashMap<i64, ProducerEntry> = HashMap::new();
+        let append_time = self.config.timestamp_type == TimestampType::LogAppendTime;
+        for (_, header) in batches.iter_mut() {
+            if header.has_producer_id() && !header.is_control() {
+                let pid = header.producer_id;
+                let entry = changed.get(&pid).or_else(|| self.producers.entry(pid));
+                if let SequenceCheck::Duplicate(original) = ProducerEntry::check(entry, header)? {
+                    return Ok(AppendOutcome::Duplicate(AppendInfo {
+                        base_offset: Offset(original.first_offset),
+                        last_offset: Offset(original.last_offset),
+                        log_append_time: Timestamp::NONE,
+                        log_start_offset: self.log_start_offset(),
+                    }));
+                }
+            }
+            header.base_offset = next;
+            if append_time {
+                header.max_timestamp = now.0;
+                header.attributes |= 0x08;
+            }
+            if header.has_producer_id() && !header.is_control() {
+                let pid = header.producer_id;
+                let base = self.producers.entry(pid).cloned();
+                changed
+                    .entry(pid)
+                    .or_insert_with(|| {
+                        base.unwrap_or_else(|| ProducerEntry {
+                            epoch: header.producer_epoch,
+                            ..ProducerEntry::default()
+                        })
+                    })
+                    .update(header);
+            }
+            next = header.last_offset() + 1;
+        }
+        for (at, header) in &batches {
+            let batch = &mut records[*at..*at + header.total_len()];
+            set_base_offset(batch, Offset(header.base_offset))?;
+            if append_time {
+                set_log_append_time(batch, now)?;
+            }
+        }
+
+        let last_offset = next - 1;
+        if self
+            .active()
+            .should_roll(&self.config, records.len() as u64, last_offset, now.0)
+        {
+            self.roll(now)?;
+        }
+        let config = self.config.clone();
+        if let Err(err) = self.active_mut().append(records, &batches, &config) {
+            return Err(self.poison("segment write", err));
+        }
+        self.producers.commit(changed);
+        Ok(AppendOutcome::Appended(AppendInfo {
+            base_offset: Offset(log_end_offset),
+            last_offset: Offset(last_offset),
+            log_append_time: if append_time { now } else { Timestamp::NONE },
+            log_start_offset: self.log_start_offset(),
+        }))
+    }
+
+    /// Closes the active segment and starts a new one at the log end offset,
+    /// snapshotting producer state there. Does nothing if the active segment
+    /// is empty.
+    pub(crate) fn roll(&mut self, now: Timestamp) -> Result<(), LogError> {
+        if self.active().size() == 0 {
+            return Ok(());
+        }
+        if let Err(err) = self.active_mut().seal() {
+            return Err(self.poison("time index write", err));
+        }
+        let base = self.log_end_offset().0;
+        let segment = match Segment::create(&self.dir, base, now.0) {
+            Ok(segment) => segment,
+            Err(err) => return Err(self.poison("segment creation", err)),
+        };
+        self.segments.push(segment);
+        if let Err(err) = self.producers.write_snapshot(&self.dir, base, false) {
+            tracing::warn!(dir = %self.dir.display(), %err, "producer state snapshot failed");
+        }
+        Ok(())
+    }
+
+    /// Reads whole batches from `offset` up to `max_bytes`, from the one
+    /// segment holding `offset`. With `min_one_batch` the first batch is
+    /// returned even if larger than `max_bytes` (KIP-74); without, such a
+    /// read is empty. `offset == log_end_offset` gives an empty slice.
+    pub fn read(
+        &self,
+        offset: Offset,
+        max_bytes: u32,
+        min_one_batch: bool,
+    ) -> Result<ReadSlice, LogError> {
+        self.check_online()?;
+        let log_end_offset = self.log_end_offset();
+        if offset.0 < self.log_start_offset || offset > log_end_offset {
+            return Err(self.out_of_range(offset));
+        }
+        let first = self
+            .segments
+            .partition_point(|s| s.base_offset() <= offset.0)
+            .saturating_sub(1);
+        for segment in &self.segments[first..] {
+            let Some((position, header)) = segment.find_batch(offset.0)? else {
+                continue;
+            };
+            let max_bytes = u64::from(max_bytes);
+            let first_len = header.total_len() as u64;
+            if first_len > max_bytes && !min_one_batch {
+                return Ok(Self::slice(segment, position, 0));
+            }
+            let mut end = position + first_len;
+            while end < segment.size() {
+                let next = segment.read_header(end)?;
+                let next_end = end + next.total_len() as u64;
+                if next_end - position > max_bytes || next_end > segment.size() {
+                    break;
+                }
+                end = next_end;
+            }
+            return Ok(Self::slice(segment, position, end - position));
+        }
+        Ok(Self::slice(self.active(), self.active().size(), 0))
+    }
+
+    fn slice(segment: &Segment, position: u64, len: u64) -> ReadSlice {
+        ReadSlice {
+            file: Arc::clone(segment.log_file()),
+            position,
+            len,
+        }
+    }
+
+    fn out_of_range(&self, offset: Offset) -> LogError {
+        LogError::OffsetOutOfRange {
+            offset,
+            log_start_offset: self.log_start_offset(),
+            log_end_offset: self.log_end_offset(),
+        }
+    }
+
+    /// The first offset still readable.
+    pub fn log_start_offset(&self) -> Offset {
+        Offset(self.log_start_offset)
+    }
+
+    /// The next offset to assign.
+    pub fn log_end_offset(&self) -> Offset {
+        Offset(self.active().next_offset())
+    }
+
+    /// ListOffsets by time: the first record (at or after the log start)
+    /// whose timestamp is at least `timestamp`, with its timestamp. The
+    /// segment is found by its max timestamp, the batch through the time
+    /// index and a header walk, and the record by decoding that batch
+    /// (decompressing if needed). `None` if every record is older.
+    pub fn offset_for_timestamp(
+        &self,
+        timestamp: Timestamp,
+    ) -> Result<Option<(Offset, Timestamp)>, LogError> {
+        self.check_online()?;
+        let target = timestamp.0;
+        for segment in &self.segments {
+            if segment.max_timestamp() < target || segment.next_offset() <= self.log_start_offset {
+                continue;
+            }
+            let mut position = segment.time_lookup_position(target);
+            loop {
+                let found = segment.scan_from(position, |h| {
+                    h.max_timestamp >= target && h.last_offset() >= self.log_start_offset
+                })?;
+                let Some((at, header)) = found else { break };
+                let bytes = segment.read_batch(at, &header)?;
+                let hit = match record_infos(&bytes, MAX_DECODE_BYTES) {
+                    Ok(records) => records
+                        .into_iter()
+                        .find(|r| r.timestamp >= target && r.offset >= self.log_start_offset)
+                        .map(|r| (r.offset, r.timestamp)),
+                    // A batch we cannot decode: answer at batch granularity.
+                    Err(_) => Some((
+                        header.base_offset.max(self.log_start_offset),
+                        header.max_timestamp,
+                    )),
+                };
+                if let Some((offset, ts)) = hit {
+                    return Ok(Some((Offset(offset), Timestamp(ts))));
+                }
+                position = at + header.total_len() as u64;
+            }
+        }
+        Ok(None)
+    }
+
+    /// ListOffsets `MAX_TIMESTAMP` (KIP-734): the first record carrying the
+    /// log's largest timestamp, and that timestamp. `None` for an empty log.
+    pub fn max_timestamp(&self) -> Result<Option<(Offset, Timestamp)>, LogError> {
+        self.check_online()?;
+        let mut best: Option<&Segment> = None;
+        for segment in &self.segments {
+            if segment.next_offset() > segment.base_offset()
+                && best.is_none_or(|b| segment.max_timestamp() > b.max_timestamp())
+            {
+                best = Some(segment);
+            }
+        }
+        let Some(segment) = best else {
+            return Ok(None);
+        };
+        let max = segment.max_timestamp();
+        let Some((at, header)) = segment.find_batch(segment.offset_of_max_timestamp())? else {
+            return Ok(Some((
+                Offset(segment.offset_of_max_timestamp()),
+                Timestamp(max),
+            )));
+        };
+        let bytes = segment.read_batch(at, &header)?;
+        let offset = record_infos(&bytes, MAX_DECODE_BYTES)
+            .ok()
+            .and_then(|records| records.into_iter().find(|r| r.timestamp == max))
+            .map_or(header.last_offset(), |r| r.offset);
+        Ok(Some((Offset(offset), Timestamp(max))))
+    }
+
+    /// DeleteRecords: raises the log start offset to `offset` and deletes the
+    /// segments entirely below it; persists the new start. Returns it.
+    ///
+    /// ```text
+    /// segments [0..99] [100..249] [250..), log_start_offset 0
+    /// delete_records_before(120) -> 120; segment 0 deleted
+    /// ```
+    pub fn delete_records_before(&mut self, offset: Offset) -> Result<Offset, LogError> {
+        self.check_online()?;
+        if offset.0 < 0 || offset > self.log_end_offset() {
+            return Err(self.out_of_range(offset));
+        }
+        if offset.0 > self.log_start_offset {
+            self.log_start_offset = offset.0;
+            checkpoint::write_offset(&self.dir, LOG_START_OFFSET_FILE, offset.0, true)?;
+            let below = self.segments[1..]
+                .iter()
+                .take_while(|s| s.base_offset() <= offset.0)
+                .count();
+            self.delete_oldest(below)?;
+        }
+        Ok(self.log_start_offset())
+    }
+
+    /// Deletes the `count` oldest segments (never the last one) and moves the
+    /// log start offset to the first remaining segment if it is behind.
+    fn delete_oldest(&mut self, count: usize) -> Result<(), LogError> {
+        let count = count.min(self.segments.len() - 1);
+        if count == 0 {
+            return Ok(());
+        }
+        let new_start = self.segments[count]
+            .base_offset()
+            .max(self.log_start_offset);
+        if new_start != self.log_start_offset {
+            self.log_start_offset = new_start;
+            checkpoint::write_offset(&self.dir, LOG_START_OFFSET_FILE, new_start, true)?;
+        }
+        for segment in self.segments.drain(..count) {
+            segment.delete_files()?;
+        }
+        if self.recovery_point < self.log_start_offset {
+            self.recovery_point = self.log_start_offset;
+        }
+        Ok(())
+    }
+
+    /// Applies `retention.ms` (a segment whose newest record is older than
+    /// `now - retention.ms`) and `retention.bytes` (oldest segments while the
+    /// log minus that segment is still at least `retention.bytes`) to a
+    /// prefix of the segments. If every segment is expired the active one is
+    /// rolled first, as Kafka does. Returns the number of segments deleted.
+    pub fn apply_retention(&mut self, now: Timestamp) -> Result<usize, LogError> {
+        self.check_online()?;
+        let mut expired = 0;
+        if self.config.retention_ms >= 0 {
+            for segment in &self.segments {
+                if segment.size() == 0 {
+                    break;
+                }
+                let newest = match segment.max_timestamp() {
+                    ts if ts >= 0 => ts,
+                    _ => segment.last_modified_ms()?,
+                };
+                if now.0.saturating_sub(newest) > self.config.retention_ms {
+                    expired += 1;
+                } else {
+                    break;
+                }
+            }
+        }
+        if self.config.retention_bytes >= 0 {
+            let mut excess = self.size_bytes() as i64 - self.config.retention_bytes;
+            let mut oversize = 0;
+            for segment in &self.segments {
+                let size = segment.size() as i64;
+                if size == 0 || excess - size < 0 {
+                    break;
+                }
+                excess -= size;
+                oversize += 1;
+            }
+            expired = expired.max(oversize);
+        }
+        if expired == 0 {
+            return Ok(0);
+        }
+        if expired == self.segments.len() {
+            self.roll(now)?;
+        }
+        self.delete_oldest(expired)?;
+        Ok(expired)
+    }
+
+    /// Forgets idle idempotent producers (see
+    /// [`ProducerStateManager::expire`]). Returns how many were removed.
+    pub fn expire_producers(&mut self, now: Timestamp, producer_id_expiration_ms: i64) -> usize {
+        self.producers.expire(now.0, producer_id_expiration_ms)
+    }
+
+    /// The idempotent producers' state.
+    pub fn producer_state(&self) -> &ProducerStateManager {
+        &self.producers
+    }
+
+    /// Replaces the configuration; applies from the next append or check.
+    pub fn set_config(&mut self, config: LogConfig) {
+        self.config = config;
+    }
+
+    /// The current configuration.
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+
+    /// Bytes in the segment files (indexes excluded).
+    pub fn size_bytes(&self) -> u64 {
+        self.segments.iter().map(Segment::size).sum()
+    }
+
+    /// Number of segments, the active one included.
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
+    /// The directory holding the log.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The files holding data past the recovery point, to fsync outside the
+    /// lock; `None` when everything is flushed or the log is offline.
+    pub fn flush_task(&self) -> Option<FlushTask> {
+        let log_end_offset = self.log_end_offset().0;
+        if self.offline.is_some() || self.recovery_point >= log_end_offset {
+            return None;
+        }
+        let files = self
+            .segments
+            .iter()
+            .filter(|s| s.next_offset() > self.recovery_point || s.size() == 0)
+            .flat_map(Segment::files)
+            .collect();
+        Some(FlushTask {
+            dir: self.dir.clone(),
+            files,
+            up_to: Offset(log_end_offset),
+        })
+    }
+
+    /// Records that a [`FlushTask`] covering offsets below `up_to` succeeded.
+    pub fn mark_flushed(&mut self, up_to: Offset) {
+        let up_to = up_to.0.min(self.log_end_offset().0);
+        if up_to > self.recovery_point {
+            self.recovery_point = up_to;
+        }
+        self.last_flush_time = Timestamp::now();
+    }
+
+    /// Records appended since the last flush.
+    pub fn unflushed_messages(&self) -> i64 {
+        (self.log_end_offset().0 - self.recovery_point).max(0)
+    }
+
+    /// When the last flush completed (the open time before any flush).
+    pub fn last_flush_time(&self) -> Timestamp {
+        self.last_flush_time
+    }
+
+    /// Fsyncs synchronously (shutdown). A failure takes the log offline.
+    pub fn flush(&mut self) -> Result<(), LogError> {
+        self.check_online()?;
+        if let Some(task) = self.flush_task() {
+            if let Err(err) = task.run() {
+                return Err(self.poison("fsync", err));
+            }
+            self.mark_flushed(task.up_to());
+        }
+        Ok(())
+    }
+
+    /// Whether a failed write or fsync took the log offline.
+    pub fn is_offline(&self) -> bool {
+        self.offline.is_some()
+    }
+
+    /// Flushes, records the final time-index entry and writes the producer
+    /// state snapshot at the log end offset, so the next open can trust the
+    /// files.
+    pub fn close(mut self) -> Result<(), LogError> {
+        self.close_in_place()
+    }
+
+    /// [`Log::close`] for a log shared behind a mutex: afterwards the log is
+    /// offline ("closed").
+    pub(crate) fn close_in_place(&mut self) -> Result<(), LogError> {
+        self.check_online()?;
+        if let Err(err) = self.active_mut().seal() {
+            return Err(self.poison("time index write", err));
+        }
+        for file in self.active().files() {
+            if let Err(err) = file.sync_data() {
+                return Err(self.poison("fsync", err));
+            }
+        }
+        self.flush()?;
+        let log_end_offset = self.log_end_offset().0;
+        self.producers
+            .write_snapshot(&self.dir, log_end_offset, true)?;
+        checkpoint::write_offset(
+            &self.dir,
+            LOG_START_OFFSET_FILE,
+            self.log_start_offset,
+            true,
+        )?;
+        File::open(&self.dir)?.sync_all()?;
+        self.offline = Some("log closed".into());
+        Ok(())
+    }
+}

@@ -1,0 +1,146 @@
+//! The sparse offset index of one segment: `(relative offset u32 BE, file
+//! position u32 BE)` entries, appended every `index.interval.bytes` of log.
+//!
+//! Entries key on the *base* offset of the batch starting at the position,
+//! so a lookup for offset `o` lands at or before the batch holding `o`.
+//! The file is plain appended entries (no preallocation), kept in memory.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Size of one offset-index entry.
+pub(crate) const OFFSET_ENTRY_LEN: usize = 8;
+
+#[derive(Debug)]
+pub(crate) struct OffsetIndex {
+    path: PathBuf,
+    file: Arc<File>,
+    entries: Vec<(u32, u32)>,
+}
+
+impl OffsetIndex {
+    /// Opens (or creates) the index at `path`. Returns the index and whether
+    /// its contents looked sane against a log of `log_size` bytes; an
+    /// insane index comes back empty, to be rebuilt.
+    pub(crate) fn open(path: &Path, log_size: u64) -> io::Result<(OffsetIndex, bool)> {
+        let existed = path.exists();
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)?;
+        let bytes = std::fs::read(path)?;
+        let mut index = OffsetIndex {
+            path: path.to_path_buf(),
+            file: Arc::new(file),
+            entries: Vec::new(),
+        };
+        let mut sane = existed && bytes.len() % OFFSET_ENTRY_LEN == 0;
+        if sane {
+            for chunk in bytes.chunks_exact(OFFSET_ENTRY_LEN) {
+                let relative = u32::from_be_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+                let position = u32::from_be_bytes([chunk[4], chunk[5], chunk[6], chunk[7]]);
+                let ordered = index
+                    .entries
+                    .last()
+                    .is_none_or(|&(r, p)| relative > r && position > p);
+                if !ordered || u64::from(position) >= log_size {
+                    sane = false;
+                    break;
+                }
+                index.entries.push((relative, position));
+            }
+        }
+        if !sane {
+            index.reset()?;
+        }
+        Ok((index, sane))
+    }
+
+    /// Drops every entry, on disk too.
+    pub(crate) fn reset(&mut self) -> io::Result<()> {
+        self.entries.clear();
+        self.file.set_len(0)
+    }
+
+    /// Appends an entry; `relative` and `position` must grow.
+    pub(crate) fn append(&mut self, relative: u32, position: u32) -> io::Result<()> {
+        debug_assert!(self
+            .entries
+            .last()
+            .is_none_or(|&(r, p)| relative > r && position > p));
+        let mut entry = [0u8; OFFSET_ENTRY_LEN];
+        entry[..4].copy_from_slice(&relative.to_be_bytes());
+        entry[4..].copy_from_slice(&position.to_be_bytes());
+        let at = (self.entries.len() * OFFSET_ENTRY_LEN) as u64;
+        self.file.write_all_at(&entry, at)?;
+        self.entries.push((relative, position));
+        Ok(())
+    }
+
+    /// Position of the last indexed batch whose base offset is at most
+    /// `relative`; 0 when there is none.
+    pub(crate) fn lookup(&self, relative: u32) -> u32 {
+        let n = self.entries.partition_point(|&(r, _)| r <= relative);
+        if n == 0 {
+            0
+        } else {
+            self.entries[n - 1].1
+        }
+    }
+
+    /// The last entry, if any.
+    pub(crate) fn last(&self) -> Option<(u32, u32)> {
+        self.entries.last().copied()
+    }
+
+    /// Bytes the index occupies on disk.
+    pub(crate) fn size_bytes(&self) -> usize {
+        self.entries.len() * OFFSET_ENTRY_LEN
+    }
+
+    pub(crate) fn file(&self) -> &Arc<File> {
+        &self.file
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookup_finds_the_floor_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("0.index");
+        let (mut index, _) = OffsetIndex::open(&path, 0).unwrap();
+        index.append(10, 100).unwrap();
+        index.append(20, 200).unwrap();
+        assert_eq!(index.lookup(5), 0);
+        assert_eq!(index.lookup(10), 100);
+        assert_eq!(index.lookup(19), 100);
+        assert_eq!(index.lookup(25), 200);
+        let (reopened, sane) = OffsetIndex::open(&path, 1000).unwrap();
+        assert!(sane);
+        assert_eq!(reopened.lookup(25), 200);
+    }
+
+    #[test]
+    fn index_pointing_past_the_log_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("0.index");
+        let (mut index, _) = OffsetIndex::open(&path, 0).unwrap();
+        index.append(10, 100).unwrap();
+        let (reopened, sane) = OffsetIndex::open(&path, 50).unwrap();
+        assert!(!sane);
+        assert_eq!(reopened.size_bytes(), 0);
+    }
+}

@@ -1,0 +1,435 @@
+//! One segment of a partition log: the `.log` file of batches plus its
+//! offset and time indexes, and the scan that validates and re-indexes it.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use runnel_protocol::batch::{BatchHeader, BATCH_HEADER_LEN, MIN_BATCH_LENGTH};
+
+use crate::offset_index::{OffsetIndex, OFFSET_ENTRY_LEN};
+use crate::time_index::{TimeIndex, TIME_ENTRY_LEN};
+use crate::LogConfig;
+
+/// Extension of segment data files.
+pub(crate) const LOG_SUFFIX: &str = "log";
+/// Extension of offset index files.
+pub(crate) const INDEX_SUFFIX: &str = "index";
+/// Extension of time index files.
+pub(crate) const TIME_INDEX_SUFFIX: &str = "timeindex";
+
+/// `<dir>/<20-digit offset>.<suffix>`.
+pub(crate) fn offset_file(dir: &Path, offset: i64, suffix: &str) -> PathBuf {
+    dir.join(format!("{offset:020}.{suffix}"))
+}
+
+/// How the scan of a segment ended.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct ScanOutcome {
+    /// Bytes cut from the end of the file (torn tail or garbage).
+    pub(crate) truncated_bytes: u64,
+    /// Whether the indexes were rebuilt.
+    pub(crate) rebuilt_index: bool,
+}
+
+/// How thoroughly to check a segment when opening it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OpenMode {
+    /// Trust the indexes; walk only the batch headers after the last index
+    /// entry (falling back to a full recovery if they do not parse).
+    Trusted,
+    /// Validate every batch (length, magic, CRC, offsets), truncate at the
+    /// first bad byte and rebuild the indexes.
+    Recover,
+}
+
+#[derive(Debug)]
+pub(crate) struct Segment {
+    base_offset: i64,
+    log_path: PathBuf,
+    log: Arc<File>,
+    size: u64,
+    index: OffsetIndex,
+    time_index: TimeIndex,
+    next_offset: i64,
+    max_timestamp: i64,
+    offset_of_max_timestamp: i64,
+    bytes_since_last_index: u64,
+    rolling_timestamp: Option<i64>,
+    created_ms: i64,
+}
+
+impl Segment {
+    /// Creates an empty segment starting at `base_offset` (files truncated).
+    pub(crate) fn create(dir: &Path, base_offset: i64, now_ms: i64) -> io::Result<Segment> {
+        let log_path = offset_file(dir, base_offset, LOG_SUFFIX);
+        let log = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&log_path)?;
+        let (mut index, _) = OffsetIndex::open(&offset_file(dir, base_offset, INDEX_SUFFIX), 0)?;
+        index.reset()?;
+        let (mut time_index, _) =
+            TimeIndex::open(&offset_file(dir, base_offset, TIME_INDEX_SUFFIX), 0)?;
+        time_index.reset()?;
+        Ok(Segment {
+            base_offset,
+            log_path,
+            log: Arc::new(log),
+            size: 0,
+            index,
+            time_index,
+            next_offset: base_offset,
+            max_timestamp: -1,
+            offset_of_max_timestamp: base_offset,
+            bytes_since_last_index: 0,
+            rolling_timestamp: None,
+            created_ms: now_ms,
+        })
+    }
+
+    /// Opens an existing segment. With [`OpenMode::Recover`], or when the
+    /// indexes are missing or inconsistent, validates every batch, truncates
+    /// at the first bad byte and rebuilds the indexes.
+    pub(crate) fn open(
+        dir: &Path,
+        base_offset: i64,
+        mode: OpenMode,
+        config: &LogConfig,
+        now_ms: i64,
+    ) -> io::Result<(Segment, ScanOutcome)> {
+        let log_path = offset_file(dir, base_offset, LOG_SUFFIX);
+        let log = OpenOptions::new().read(true).write(true).open(&log_path)?;
+        let size = log.metadata()?.len();
+        let (index, index_sane) =
+            OffsetIndex::open(&offset_file(dir, base_offset, INDEX_SUFFIX), size)?;
+        let (time_index, time_sane) =
+            TimeIndex::open(&offset_file(dir, base_offset, TIME_INDEX_SUFFIX), u64::MAX)?;
+        let mut segment = Segment {
+            base_offset,
+            log_path,
+            log: Arc::new(log),
+            size,
+            index,
+            time_index,
+            next_offset: base_offset,
+            max_timestamp: -1,
+            offset_of_max_timestamp: base_offset,
+            bytes_since_last_index: 0,
+            rolling_timestamp: None,
+            created_ms: now_ms,
+        };
+        let trusted = mode == OpenMode::Trusted && index_sane && time_sane;
+        if trusted && segment.load_trusted(config)? {
+            return Ok((segment, ScanOutcome::default()));
+        }
+        let outcome = segment.recover(config)?;
+        Ok((segment, outcome))
+    }
+
+    /// Restores the in-memory state from trusted indexes plus a header walk
+    /// of the tail. Returns false if anything looked wrong.
+    fn load_trusted(&mut self, config: &LogConfig) -> io::Result<bool> {
+        let (start_relative, start_position) = self.index.last().unwrap_or((0, 0));
+        if let Some((timestamp, relative)) = self.time_index.last() {
+            self.max_timestamp = timestamp;
+            self.offset_of_max_timestamp = self.base_offset + i64::from(relative);
+        }
+        self.next_offset = self.base_offset + i64::from(start_relative);
+        let end = self.walk(u64::from(start_position), false, config, false)?;
+        if end != self.size {
+            return Ok(false);
+        }
+        let time_ok = self
+            .time_index
+            .last()
+            .is_none_or(|(_, r)| self.base_offset + i64::from(r) < self.next_offset);
+        if !time_ok {
+            return Ok(false);
+        }
+        if self.size > 0 {
+            let first = self.read_header(0)?;
+            self.rolling_timestamp = Some(first.max_timestamp);
+        }
+        Ok(true)
+    }
+
+    /// Validates every batch from the start, truncates at the first bad one
+    /// and rebuilds both indexes.
+    pub(crate) fn recover(&mut self, config: &LogConfig) -> io::Result<ScanOutcome> {
+        self.index.reset()?;
+        self.time_index.reset()?;
+        self.next_offset = self.base_offset;
+        self.max_timestamp = -1;
+        self.offset_of_max_timestamp = self.base_offset;
+        self.bytes_since_last_index = 0;
+        self.rolling_timestamp = None;
+        let valid_end = self.walk(0, true, config, true)?;
+        let truncated_bytes = self.size - valid_end;
+        if truncated_bytes > 0 {
+            self.log.set_len(valid_end)?;
+            self.size = valid_end;
+        }
+        Ok(ScanOutcome {
+            truncated_bytes,
+            rebuilt_index: true,
+        })
+    }
+
+    /// Walks batches from `position` to the end of the file, registering
+    /// each (and indexing when `write_index`). Returns the position of the
+    /// first byte that is not part of a good batch (the file size if all
+    /// are good).
+    fn walk(
+        &mut self,
+        mut position: u64,
+        check_crc: bool,
+        config: &LogConfig,
+        write_index: bool,
+    ) -> io::Result<u64> {
+        while position < self.size {
+            let Some(header) = self.check_batch_at(position, check_crc)? else {
+                break;
+            };
+            self.register_batch(position, &header, config, write_index)?;
+            position += header.total_len() as u64;
+        }
+        Ok(position.min(self.size))
+    }
+
+    /// Reads and checks the batch at `position`: whole, magic 2, sane
+    /// length, offsets after the previous batch and within u32 of the base,
+    /// and (if asked) the CRC. `None` if it is not a good batch.
+    fn check_batch_at(&self, position: u64, check_crc: bool) -> io::Result<Option<BatchHeader>> {
+        if self.size - position < BATCH_HEADER_LEN as u64 {
+            return Ok(None);
+        }
+        let header = self.read_header(position)?;
+        let total = header.total_len() as u64;
+        let sane = header.magic == 2
+            && header.batch_length >= MIN_BATCH_LENGTH
+            && total <= self.size - position
+            && header.base_offset >= self.next_offset
+            && header.last_offset_delta >= 0
+            && header.last_offset() - self.base_offset <= i64::from(i32::MAX);
+        if !sane {
+            return Ok(None);
+        }
+        if check_crc {
+            let mut crc = 0u32;
+            let mut at = position + 21;
+            let end = position + total;
+            let mut chunk = vec![0u8; 64 * 1024];
+            while at < end {
+                let n = ((end - at) as usize).min(chunk.len());
+                self.log.read_exact_at(&mut chunk[..n], at)?;
+                crc = crc32c::crc32c_append(crc, &chunk[..n]);
+                at += n as u64;
+            }
+            if crc != header.crc {
+                return Ok(None);
+            }
+        }
+        Ok(Some(header))
+    }
+
+    /// Updates the in-memory state for a batch written at `position`, and
+    /// adds index entries every `index.interval.bytes`.
+    fn register_batch(
+        &mut self,
+        position: u64,
+        header: &BatchHeader,
+        config: &LogConfig,
+        write_index: bool,
+    ) -> io::Result<()> {
+        if self.rolling_timestamp.is_none() && position == 0 {
+            self.rolling_timestamp = Some(header.max_timestamp);
+        }
+        if header.max_timestamp > self.max_timestamp {
+            self.max_timestamp = header.max_timestamp;
+            self.offset_of_max_timestamp = header.last_offset();
+        }
+        if write_index && self.bytes_since_last_index > u64::from(config.index_interval_bytes) {
+            let relative = self.relative(header.base_offset);
+            self.index.append(relative, position as u32)?;
+            let max_relative = self.relative(self.offset_of_max_timestamp);
+            self.time_index
+                .maybe_append(self.max_timestamp, max_relative)?;
+            self.bytes_since_last_index = 0;
+        }
+        self.bytes_since_last_index += header.total_len() as u64;
+        self.next_offset = header.last_offset() + 1;
+        Ok(())
+    }
+
+    fn relative(&self, offset: i64) -> u32 {
+        debug_assert!(offset >= self.base_offset);
+        u32::try_from(offset - self.base_offset).unwrap_or(u32::MAX)
+    }
+
+    /// Writes `buf` (whole batches whose headers are `batches`, with their
+    /// offsets assigned) at the end of the segment and indexes them.
+    pub(crate) fn append(
+        &mut self,
+        buf: &[u8],
+        batches: &[(usize, BatchHeader)],
+        config: &LogConfig,
+    ) -> io::Result<()> {
+        self.log.write_all_at(buf, self.size)?;
+        let start = self.size;
+        self.size += buf.len() as u64;
+        for (at, header) in batches {
+            self.register_batch(start + *at as u64, header, config, true)?;
+        }
+        Ok(())
+    }
+
+    /// Reads the 61-byte header at `position`.
+    pub(crate) fn read_header(&self, position: u64) -> io::Result<BatchHeader> {
+        let mut buf = [0u8; BATCH_HEADER_LEN];
+        self.log.read_exact_at(&mut buf, position)?;
+        BatchHeader::parse(&buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    }
+
+    /// Reads the whole batch at `position`.
+    pub(crate) fn read_batch(&self, position: u64, header: &BatchHeader) -> io::Result<Vec<u8>> {
+        let mut buf = vec![0u8; header.total_len()];
+        self.log.read_exact_at(&mut buf, position)?;
+        Ok(buf)
+    }
+
+    /// The first batch whose last offset is at least `offset`, with its
+    /// position; `None` if the segment holds no such batch.
+    pub(crate) fn find_batch(&self, offset: i64) -> io::Result<Option<(u64, BatchHeader)>> {
+        if offset >= self.next_offset {
+            return Ok(None);
+        }
+        let relative = self.relative(offset.max(self.base_offset));
+        self.scan_from(u64::from(self.index.lookup(relative)), |h| {
+            h.last_offset() >= offset
+        })
+    }
+
+    /// Walks batch headers from `position`, returning the first for which
+    /// `found` holds.
+    pub(crate) fn scan_from(
+        &self,
+        mut position: u64,
+        mut found: impl FnMut(&BatchHeader) -> bool,
+    ) -> io::Result<Option<(u64, BatchHeader)>> {
+        while position + (BATCH_HEADER_LEN as u64) <= self.size {
+            let header = self.read_header(position)?;
+            if found(&header) {
+                return Ok(Some((position, header)));
+            }
+            let total = header.total_len() as u64;
+            if total < BATCH_HEADER_LEN as u64 {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "batch length below the header size in a validated segment",
+                ));
+            }
+            position += total;
+        }
+        Ok(None)
+    }
+
+    /// Position to start a scan for the first record with a timestamp at
+    /// least `timestamp`.
+    pub(crate) fn time_lookup_position(&self, timestamp: i64) -> u64 {
+        match self.time_index.last_older_than(timestamp) {
+            Some(relative) => u64::from(self.index.lookup(relative)),
+            None => 0,
+        }
+    }
+
+    /// Whether appending `append_bytes` more bytes ending at `last_offset`
+    /// at time `now_ms` should first roll to a new segment.
+    pub(crate) fn should_roll(
+        &self,
+        config: &LogConfig,
+        append_bytes: u64,
+        last_offset: i64,
+        now_ms: i64,
+    ) -> bool {
+        if self.size == 0 {
+            return false;
+        }
+        let full_bytes = self.size + append_bytes > config.segment_bytes_max();
+        let aged = now_ms.saturating_sub(self.rolling_timestamp.unwrap_or(self.created_ms))
+            > config.segment_ms;
+        let limit = config.segment_index_bytes as usize;
+        let index_full = self.index.size_bytes() + OFFSET_ENTRY_LEN > limit
+            || self.time_index.size_bytes() + TIME_ENTRY_LEN > limit;
+        let offsets_overflow = last_offset - self.base_offset > i64::from(i32::MAX);
+        full_bytes || aged || index_full || offsets_overflow
+    }
+
+    /// Records the segment's final max timestamp in the time index, so a
+    /// trusted reopen knows it (called at roll and close).
+    pub(crate) fn seal(&mut self) -> io::Result<()> {
+        if self.max_timestamp >= 0 && self.next_offset > self.base_offset {
+            let relative = self.relative(self.offset_of_max_timestamp);
+            self.time_index.maybe_append(self.max_timestamp, relative)?;
+        }
+        Ok(())
+    }
+
+    /// Removes the segment's files. Readers holding the `Arc<File>` keep
+    /// reading the unlinked data.
+    pub(crate) fn delete_files(&self) -> io::Result<()> {
+        for path in [&self.log_path, self.index.path(), self.time_index.path()] {
+            match std::fs::remove_file(path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The files to fsync so the segment is durable.
+    pub(crate) fn files(&self) -> [Arc<File>; 3] {
+        [
+            Arc::clone(&self.log),
+            Arc::clone(self.index.file()),
+            Arc::clone(self.time_index.file()),
+        ]
+    }
+
+    pub(crate) fn base_offset(&self) -> i64 {
+        self.base_offset
+    }
+
+    pub(crate) fn next_offset(&self) -> i64 {
+        self.next_offset
+    }
+
+    pub(crate) fn size(&self) -> u64 {
+        self.size
+    }
+
+    pub(crate) fn max_timestamp(&self) -> i64 {
+        self.max_timestamp
+    }
+
+    pub(crate) fn offset_of_max_timestamp(&self) -> i64 {
+        self.offset_of_max_timestamp
+    }
+
+    /// The `.log` file's modification time, for segments without
+    /// timestamps.
+    pub(crate) fn last_modified_ms(&self) -> io::Result<i64> {
+        let modified = self.log.metadata()?.modified()?;
+        Ok(modified
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64))
+    }
+
+    pub(crate) fn log_file(&self) -> &Arc<File> {
+        &self.log
+    }
+}
