@@ -585,3 +585,36 @@ proptest! {
         prop_assert_eq!(read_all(log.as_ref().unwrap()), expected);
     }
 }
+
+#[test]
+fn offset_for_timestamp_decodes_compressed_batches_and_respects_log_start() {
+    use runnel_protocol::batch::Compression;
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path(), LogConfig::default(), false);
+    for codec in [
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ] {
+        let mut b = BatchBuilder {
+            compression: codec,
+            ..BatchBuilder::default()
+        };
+        let base = log.log_end_offset().0;
+        for i in 0..4 {
+            b = b.value(base * 10 + i * 10, b"payload");
+        }
+        append(&mut log, b.build().unwrap(), 1);
+    }
+    // Batch k (k = 0..4) holds offsets 4k..4k+3 with timestamps 40k + 10i.
+    assert_eq!(
+        log.offset_for_timestamp(Timestamp(55)).unwrap(),
+        Some((Offset(6), Timestamp(60)))
+    );
+    log.delete_records_before(Offset(7)).unwrap();
+    assert_eq!(
+        log.offset_for_timestamp(Timestamp(0)).unwrap(),
+        Some((Offset(7), Timestamp(70)))
+    );
+}
