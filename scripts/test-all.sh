@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# Installs everything the tests need, then runs every test:
+#   kcat (Debian), a Python venv with the pinned clients (.venv), kafkajs (npm ci),
+#   the Java client jars (from PyPI) and its driver, then cargo fmt / clippy /
+#   nextest (the workspace, including the rdkafka compat crate) and pytest
+#   compat/python (confluent-kafka, kafka-python, kcat, Java, kafkajs).
+# Idempotent: each install step is skipped when its result is already there.
+# Exits non-zero when any stage failed; every stage runs regardless, so one run
+# reports every failure.
+set -uo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+export RUNNEL_BIN="$CARGO_TARGET_DIR/debug/runnel"
+JAVA_CLIENT_PACKAGE="shigawire-apache-flink-libraries==2.0.0.post1"
+JAVA_JARS=(kafka-clients lz4-java snappy-java zstd-jni slf4j-api)
+VENV="$ROOT/.venv"
+
+declare -a RESULTS=()
+FAILED=0
+PASSED=0
+
+# run_stage NAME COMMAND...: runs a stage, records its time and outcome.
+run_stage() {
+    local name="$1"
+    shift
+    local start=$SECONDS
+    echo
+    echo "=== [$name] $*"
+    "$@"
+    local code=$?
+    local took=$((SECONDS - start))
+    if [ "$code" -eq 0 ]; then
+        RESULTS+=("ok    ${took}s  $name")
+        PASSED=$((PASSED + 1))
+    else
+        RESULTS+=("FAIL  ${took}s  $name (exit $code)")
+        FAILED=$((FAILED + 1))
+    fi
+    echo "=== [$name] exit $code after ${took}s"
+    return "$code"
+}
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+install_kcat() {
+    if command -v kcat >/dev/null 2>&1; then
+        echo "kcat already installed: $(kcat -V 2>&1 | grep -m1 Version)"
+        return 0
+    fi
+    as_root apt-get update && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y kcat
+}
+
+install_python() {
+    local requirements="$ROOT/compat/python/requirements.txt"
+    local stamp="$VENV/.requirements.sha256"
+    local want
+    want="$(sha256sum "$requirements" | cut -d' ' -f1)"
+    if [ -x "$VENV/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
+        echo "venv up to date"
+        return 0
+    fi
+    [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV" || return 1
+    "$VENV/bin/pip" install --disable-pip-version-check -q -r "$requirements" || return 1
+    echo "$want" >"$stamp"
+}
+
+install_js() {
+    local dir="$ROOT/compat/js"
+    local stamp="$dir/node_modules/.package-lock.sha256"
+    local want
+    want="$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)"
+    if [ -d "$dir/node_modules" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
+        echo "node_modules up to date"
+        return 0
+    fi
+    (cd "$dir" && npm ci --no-audit --no-fund) || return 1
+    echo "$want" >"$stamp"
+}
+
+install_java() {
+    local lib="$ROOT/compat/java/lib"
+    local classes="$ROOT/compat/java/classes"
+    local missing=0 jar
+    for jar in "${JAVA_JARS[@]}"; do
+        [ -s "$lib/$jar.jar" ] || missing=1
+    done
+    if [ "$missing" -eq 1 ]; then
+        local download
+        download="$(mktemp -d)"
+        # The Java client ships inside this PyPI package (pyflink/lib/*.jar).
+        "$VENV/bin/pip" download --disable-pip-version-check -q --no-deps -d "$download" \
+            "$JAVA_CLIENT_PACKAGE" || { rm -rf "$download"; return 1; }
+        mkdir -p "$lib"
+        "$VENV/bin/python" - "$download" "$lib" "${JAVA_JARS[@]}" <<'EOF' || { rm -rf "$download"; return 1; }
+import pathlib, sys, zipfile
+download, lib, names = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2]), sys.argv[3:]
+(wheel,) = download.glob("*.whl")
+with zipfile.ZipFile(wheel) as z:
+    for name in names:
+        (lib / f"{name}.jar").write_bytes(z.read(f"pyflink/lib/{name}.jar"))
+        print(f"extracted {name}.jar")
+EOF
+        rm -rf "$download"
+    fi
+    local source="$ROOT/compat/java/src/CompatDriver.java"
+    if [ -f "$classes/CompatDriver.class" ] && [ "$classes/CompatDriver.class" -nt "$source" ]; then
+        echo "Java driver up to date"
+        return 0
+    fi
+    rm -rf "$classes" && mkdir -p "$classes"
+    javac -Xlint:all -Werror -d "$classes" -cp "$lib/*" "$source"
+}
+
+build_runnel() {
+    cargo build -p runnel-cli && test -x "$RUNNEL_BIN"
+}
+
+# pytest exits 5 when it collected no test: that is a failure here.
+run_pytest() {
+    "$VENV/bin/pytest" "$ROOT/compat/python" "$@"
+}
+
+TOTAL_START=$SECONDS
+run_stage "install kcat" install_kcat
+run_stage "install python venv" install_python
+python_ok=$?
+run_stage "install kafkajs (npm ci)" install_js
+if [ "$python_ok" -eq 0 ]; then
+    run_stage "install Java client + driver" install_java
+else
+    RESULTS+=("FAIL  0s  install Java client + driver (needs the venv)")
+    FAILED=$((FAILED + 1))
+fi
+run_stage "cargo fmt --check" cargo fmt --all -- --check
+run_stage "build runnel" build_runnel
+run_stage "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings
+run_stage "cargo nextest" cargo nextest run --workspace --no-fail-fast
+if [ "$python_ok" -eq 0 ]; then
+    run_stage "pytest compat/python" run_pytest
+else
+    RESULTS+=("FAIL  0s  pytest compat/python (no venv)")
+    FAILED=$((FAILED + 1))
+fi
+
+echo
+echo "=== summary ($((SECONDS - TOTAL_START))s)"
+printf '%s\n' "${RESULTS[@]}"
+echo "test-all: $FAILED of $((PASSED + FAILED)) stages failed"
+[ "$FAILED" -eq 0 ]
