@@ -18,7 +18,8 @@
 //! variable that maps to no key is an error naming the variable, so a typo
 //! is caught rather than silently ignored, except the names in
 //! [`RESERVED_ENV_VARS`]: `RUNNEL_LOG` is the tracing filter (like
-//! `RUST_LOG`), not a configuration.
+//! `RUST_LOG`), and `RUNNEL_BIN` names the binary for the compatibility
+//! tests, which start brokers that inherit their environment.
 
 use super::error::ConfigError;
 
@@ -27,7 +28,7 @@ pub const ENV_PREFIX: &str = "RUNNEL_";
 
 /// `RUNNEL_` variables that are not configuration and are ignored by
 /// [`super::broker::BrokerConfig::load`].
-pub const RESERVED_ENV_VARS: &[&str] = &["RUNNEL_LOG"];
+pub const RESERVED_ENV_VARS: &[&str] = &["RUNNEL_BIN", "RUNNEL_LOG"];
 
 /// The raw inputs of [`super::broker::BrokerConfig::load`].
 #[derive(Clone, Debug, Default)]
@@ -150,6 +151,7 @@ mod tests {
             Some("log.retention.ms")
         );
         assert_eq!(env_var_key("RUNNEL_LOG"), None);
+        assert_eq!(env_var_key("RUNNEL_BIN"), None);
         assert_eq!(env_var_key("HOME"), None);
     }
 

@@ -147,8 +147,9 @@ impl ConfigValue {
             ConfigValue::Int(value) => value.to_string(),
             ConfigValue::Short(value) => value.to_string(),
             ConfigValue::Long(value) => value.to_string(),
-            // `{:?}` keeps a ".0" on whole numbers, as Java's Double.toString does.
-            ConfigValue::Double(value) => format!("{value:?}"),
+            // `{:?}` keeps a ".0" on whole numbers and, upper-cased, writes
+            // exponents as Java's Double.toString does ("1.7976931348623157E308").
+            ConfigValue::Double(value) => format!("{value:?}").replace('e', "E"),
             ConfigValue::List(items) => items.join(","),
         }
     }
@@ -253,6 +254,8 @@ mod tests {
         let double = def(ConfigType::Double, Validator::Any);
         let parsed = ConfigValue::parse(&double, "1").unwrap();
         assert_eq!(parsed.to_config_string(), "1.0");
+        let parsed = ConfigValue::parse(&double, "1.7976931348623157E308").unwrap();
+        assert_eq!(parsed.to_config_string(), "1.7976931348623157E308");
     }
 
     #[test]
