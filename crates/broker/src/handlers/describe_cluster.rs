@@ -1,0 +1,34 @@
+//! DescribeCluster (KIP-700).
+
+use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
+use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
+use kafka_protocol::protocol::VersionRange;
+use kafka_protocol::ResponseError;
+
+use super::str_bytes;
+use crate::connection::RequestContext;
+
+pub(crate) const VERSIONS: VersionRange = VersionRange { min: 0, max: 1 };
+
+/// Endpoint type 1 asks for brokers; 2 (controllers, KIP-919) is not served.
+const ENDPOINT_BROKERS: i8 = 1;
+
+pub(crate) fn handle(
+    ctx: &RequestContext,
+    request: DescribeClusterRequest,
+) -> DescribeClusterResponse {
+    let broker = &ctx.broker;
+    let response = DescribeClusterResponse::default()
+        .with_cluster_id(str_bytes(broker.cluster_id.clone()))
+        .with_controller_id(BrokerId(broker.node_id))
+        .with_endpoint_type(request.endpoint_type);
+    if ctx.api_version >= 1 && request.endpoint_type != ENDPOINT_BROKERS {
+        return response
+            .with_error_code(ResponseError::UnsupportedEndpointType.code())
+            .with_error_message(Some(str_bytes("only broker endpoints are served")));
+    }
+    response.with_brokers(vec![DescribeClusterBroker::default()
+        .with_broker_id(BrokerId(broker.node_id))
+        .with_host(str_bytes(broker.advertised_host.clone()))
+        .with_port(broker.advertised_port)])
+}

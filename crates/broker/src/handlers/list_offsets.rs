@@ -1,0 +1,88 @@
+//! ListOffsets: earliest, latest, by timestamp and max timestamp.
+
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+use kafka_protocol::protocol::VersionRange;
+use kafka_protocol::ResponseError;
+use runnel_model::Timestamp;
+
+use crate::connection::RequestContext;
+use crate::partition::Partition;
+
+/// v7 adds MAX_TIMESTAMP (KIP-734), v8 EARLIEST_LOCAL (KIP-405); v9's
+/// LATEST_TIERED needs tiered storage, which Runnel does not have.
+pub(crate) const VERSIONS: VersionRange = VersionRange { min: 1, max: 8 };
+
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
+const EARLIEST_LOCAL: i64 = -4;
+
+pub(crate) fn handle(ctx: &RequestContext, request: ListOffsetsRequest) -> ListOffsetsResponse {
+    let topics = request
+        .topics
+        .into_iter()
+        .map(|t| {
+            let topic = ctx.broker.topics.get(t.name.0.as_str());
+            let partitions = t
+                .partitions
+                .into_iter()
+                .map(|p| {
+                    let response = ListOffsetsPartitionResponse::default()
+                        .with_partition_index(p.partition_index);
+                    match topic.as_ref().and_then(|t| t.partition(p.partition_index)) {
+                        None => response
+                            .with_error_code(ResponseError::UnknownTopicOrPartition.code())
+                            .with_offset(-1)
+                            .with_timestamp(-1),
+                        Some(_) if p.current_leader_epoch > 0 => response
+                            .with_error_code(ResponseError::UnknownLeaderEpoch.code())
+                            .with_offset(-1)
+                            .with_timestamp(-1),
+                        Some(partition) => match lookup(partition, p.timestamp) {
+                            Ok((offset, timestamp)) => response
+                                .with_offset(offset)
+                                .with_timestamp(timestamp)
+                                .with_leader_epoch(0),
+                            Err(error) => response
+                                .with_error_code(error.code())
+                                .with_offset(-1)
+                                .with_timestamp(-1),
+                        },
+                    }
+                })
+                .collect();
+            ListOffsetsTopicResponse::default()
+                .with_name(t.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    ListOffsetsResponse::default().with_topics(topics)
+}
+
+/// Returns `(offset, timestamp)` for a ListOffsets target; -1 for "none".
+fn lookup(partition: &Partition, target: i64) -> Result<(i64, i64), ResponseError> {
+    let log = partition.log.lock();
+    let storage_error = |e: runnel_storage::LogError| {
+        tracing::warn!(partition = %partition.tp, error = %e, "list offsets failed");
+        ResponseError::KafkaStorageError
+    };
+    Ok(match target {
+        LATEST => (log.log_end_offset().0, -1),
+        EARLIEST | EARLIEST_LOCAL => (log.log_start_offset().0, -1),
+        MAX_TIMESTAMP => match log.max_timestamp().map_err(storage_error)? {
+            Some((offset, ts)) => (offset.0, ts.0),
+            None => (-1, -1),
+        },
+        ts if ts >= 0 => match log
+            .offset_for_timestamp(Timestamp(ts))
+            .map_err(storage_error)?
+        {
+            Some((offset, ts)) => (offset.0, ts.0),
+            None => (-1, -1),
+        },
+        _ => return Err(ResponseError::InvalidRequest),
+    })
+}

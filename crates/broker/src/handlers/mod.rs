@@ -1,0 +1,217 @@
+//! One module per Kafka API. Each declares the versions it serves in
+//! `VERSIONS`; [`SUPPORTED`] is built from those declarations, and both
+//! ApiVersions and request decoding read it, so the broker cannot advertise
+//! an API no handler serves.
+
+use std::net::SocketAddr;
+
+use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
+use kafka_protocol::protocol::VersionRange;
+use kafka_protocol::ResponseError;
+use runnel_protocol::request::{encode_response, DecodeError};
+
+use crate::broker::Broker;
+use crate::connection::RequestContext;
+use crate::response::Response;
+
+mod api_versions;
+mod configs;
+mod create_partitions;
+mod create_topics;
+mod delete_records;
+mod delete_topics;
+mod describe_cluster;
+mod describe_log_dirs;
+mod fetch;
+mod init_producer_id;
+mod list_offsets;
+mod metadata;
+mod produce;
+
+/// An API this broker serves: the versions it advertises, and the lowest
+/// version it actually decodes (Produce advertises v0 like Apache Kafka, as
+/// a librdkafka workaround, but serves v3 and later only).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ApiSupport {
+    pub api_key: ApiKey,
+    pub advertised: VersionRange,
+    pub min_served: i16,
+}
+
+const fn api(api_key: ApiKey, versions: VersionRange) -> ApiSupport {
+    ApiSupport {
+        api_key,
+        advertised: versions,
+        min_served: versions.min,
+    }
+}
+
+/// Every API this broker serves.
+pub(crate) const SUPPORTED: &[ApiSupport] = &[
+    ApiSupport {
+        api_key: ApiKey::Produce,
+        advertised: VersionRange {
+            min: 0,
+            max: produce::VERSIONS.max,
+        },
+        min_served: produce::VERSIONS.min,
+    },
+    api(ApiKey::Fetch, fetch::VERSIONS),
+    api(ApiKey::ListOffsets, list_offsets::VERSIONS),
+    api(ApiKey::Metadata, metadata::VERSIONS),
+    api(ApiKey::ApiVersions, api_versions::VERSIONS),
+    api(ApiKey::CreateTopics, create_topics::VERSIONS),
+    api(ApiKey::DeleteTopics, delete_topics::VERSIONS),
+    api(ApiKey::DeleteRecords, delete_records::VERSIONS),
+    api(ApiKey::InitProducerId, init_producer_id::VERSIONS),
+    api(ApiKey::DescribeConfigs, configs::DESCRIBE_VERSIONS),
+    api(ApiKey::AlterConfigs, configs::ALTER_VERSIONS),
+    api(ApiKey::DescribeLogDirs, describe_log_dirs::VERSIONS),
+    api(ApiKey::CreatePartitions, create_partitions::VERSIONS),
+    api(
+        ApiKey::IncrementalAlterConfigs,
+        configs::INCREMENTAL_ALTER_VERSIONS,
+    ),
+    api(ApiKey::DescribeCluster, describe_cluster::VERSIONS),
+];
+
+/// The advertised version ranges, as `(api key, min, max)`.
+pub fn supported_versions() -> Vec<(i16, i16, i16)> {
+    SUPPORTED
+        .iter()
+        .map(|s| (s.api_key as i16, s.advertised.min, s.advertised.max))
+        .collect()
+}
+
+/// The versions of `api_key` this broker decodes, if any.
+pub(crate) fn served_versions(api_key: ApiKey) -> Option<VersionRange> {
+    SUPPORTED
+        .iter()
+        .find(|s| s.api_key == api_key)
+        .map(|s| VersionRange {
+            min: s.min_served,
+            max: s.advertised.max,
+        })
+}
+
+/// Runs the handler for a decoded request.
+pub(crate) async fn handle(ctx: &RequestContext, api_key: ApiKey, body: RequestKind) -> Response {
+    let response = match body {
+        RequestKind::Produce(r) => return produce::handle(ctx, r).await,
+        RequestKind::Fetch(r) => return fetch::handle(ctx, r).await,
+        RequestKind::ApiVersions(r) => ResponseKind::ApiVersions(api_versions::handle(ctx, r)),
+        RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(ctx, r)),
+        RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(list_offsets::handle(ctx, r)),
+        RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(create_topics::handle(ctx, r)),
+        RequestKind::DeleteTopics(r) => ResponseKind::DeleteTopics(delete_topics::handle(ctx, r)),
+        RequestKind::DeleteRecords(r) => {
+            ResponseKind::DeleteRecords(delete_records::handle(ctx, r))
+        }
+        RequestKind::InitProducerId(r) => {
+            ResponseKind::InitProducerId(init_producer_id::handle(ctx, r))
+        }
+        RequestKind::DescribeConfigs(r) => ResponseKind::DescribeConfigs(configs::describe(ctx, r)),
+        RequestKind::AlterConfigs(r) => ResponseKind::AlterConfigs(configs::alter(ctx, r)),
+        RequestKind::IncrementalAlterConfigs(r) => {
+            ResponseKind::IncrementalAlterConfigs(configs::incremental_alter(ctx, r))
+        }
+        RequestKind::DescribeLogDirs(r) => {
+            ResponseKind::DescribeLogDirs(describe_log_dirs::handle(ctx, r))
+        }
+        RequestKind::CreatePartitions(r) => {
+            ResponseKind::CreatePartitions(create_partitions::handle(ctx, r))
+        }
+        RequestKind::DescribeCluster(r) => {
+            ResponseKind::DescribeCluster(describe_cluster::handle(ctx, r))
+        }
+        other => {
+            // `served_versions` only admits the APIs above; reaching this is
+            // a bug in the table, not something a client can cause.
+            return Response::Close(format!("no handler for {api_key:?}: {other:?}"));
+        }
+    };
+    encode(ctx, api_key, &response)
+}
+
+/// Encodes a response body at the request's version.
+pub(crate) fn encode(ctx: &RequestContext, api_key: ApiKey, body: &ResponseKind) -> Response {
+    match encode_response(api_key, ctx.api_version, ctx.correlation_id, body) {
+        Ok(frame) => Response::Frame(frame),
+        Err(e) => {
+            tracing::error!(error = %e, "failed to encode response");
+            Response::Close(e.to_string())
+        }
+    }
+}
+
+/// What to send for a frame that did not decode. An unsupported version or
+/// a malformed body is answered with the API's top-level error code where
+/// its response has one (UNSUPPORTED_VERSION, INVALID_REQUEST); where it has
+/// none, or nothing can be parsed at all, the connection is closed, as
+/// Apache Kafka does.
+pub(crate) fn decode_failure(broker: &Broker, peer: SocketAddr, error: DecodeError) -> Response {
+    let (api_key, header, code) = match &error {
+        DecodeError::UnsupportedVersion {
+            api_key, header, ..
+        } => (*api_key, header, ResponseError::UnsupportedVersion.code()),
+        DecodeError::Body {
+            api_key, header, ..
+        } => (*api_key, header, ResponseError::InvalidRequest.code()),
+        _ => return Response::Close(error.to_string()),
+    };
+    tracing::warn!(%peer, %error, "rejecting request");
+    let version = header.request_api_version;
+    let correlation_id = header.correlation_id;
+    if api_key == ApiKey::ApiVersions {
+        // KIP-511: answer an ApiVersions version we do not know with a v0
+        // body listing what we support, so the client retries with one.
+        let body = api_versions::response(broker, code);
+        let version = if code == ResponseError::UnsupportedVersion.code() {
+            0
+        } else {
+            version
+        };
+        return match encode_response(
+            api_key,
+            version,
+            correlation_id,
+            &ResponseKind::ApiVersions(body),
+        ) {
+            Ok(frame) => Response::Frame(frame),
+            Err(e) => Response::Close(e.to_string()),
+        };
+    }
+    let body = match top_level_error_response(api_key, code) {
+        Some(body) => body,
+        None => return Response::Close(error.to_string()),
+    };
+    match encode_response(api_key, version, correlation_id, &body) {
+        Ok(frame) => Response::Frame(frame),
+        Err(_) => Response::Close(error.to_string()),
+    }
+}
+
+fn top_level_error_response(api_key: ApiKey, code: i16) -> Option<ResponseKind> {
+    use kafka_protocol::messages::*;
+    Some(match api_key {
+        ApiKey::InitProducerId => ResponseKind::InitProducerId(
+            InitProducerIdResponse::default()
+                .with_error_code(code)
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1),
+        ),
+        ApiKey::DescribeCluster => {
+            ResponseKind::DescribeCluster(DescribeClusterResponse::default().with_error_code(code))
+        }
+        ApiKey::DescribeLogDirs => {
+            ResponseKind::DescribeLogDirs(DescribeLogDirsResponse::default().with_error_code(code))
+        }
+        ApiKey::Fetch => ResponseKind::Fetch(FetchResponse::default().with_error_code(code)),
+        _ => return None,
+    })
+}
+
+/// Shorthand for a `StrBytes` from any string.
+pub(crate) fn str_bytes(s: impl Into<String>) -> kafka_protocol::protocol::StrBytes {
+    kafka_protocol::protocol::StrBytes::from_string(s.into())
+}
