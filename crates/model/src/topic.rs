@@ -22,7 +22,9 @@ pub enum TopicNameError {
     Dots,
     #[error("topic name is longer than {TOPIC_NAME_MAX_LEN} characters")]
     TooLong,
-    #[error("topic name {0:?} contains a character other than ASCII alphanumerics, '.', '_' and '-'")]
+    #[error(
+        "topic name {0:?} contains a character other than ASCII alphanumerics, '.', '_' and '-'"
+    )]
     IllegalCharacter(String),
 }
 
@@ -100,7 +102,10 @@ mod tests {
         assert!(TopicName::new("orders.v1_x-y").is_ok());
         assert_eq!(TopicName::new(""), Err(TopicNameError::Empty));
         assert_eq!(TopicName::new(".."), Err(TopicNameError::Dots));
-        assert_eq!(TopicName::new("a".repeat(250)), Err(TopicNameError::TooLong));
+        assert_eq!(
+            TopicName::new("a".repeat(250)),
+            Err(TopicNameError::TooLong)
+        );
         assert!(TopicName::new("a".repeat(249)).is_ok());
         assert!(matches!(
             TopicName::new("bad name"),

@@ -6,6 +6,6 @@
 #![deny(clippy::unwrap_used)]
 
 pub mod batch;
+pub mod compression;
 pub mod frame;
 pub mod request;
-pub mod compression;
