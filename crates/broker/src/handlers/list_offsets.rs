@@ -21,6 +21,7 @@ const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL: i64 = -4;
 
 pub(crate) fn handle(ctx: &RequestContext, request: ListOffsetsRequest) -> ListOffsetsResponse {
+    let version = ctx.api_version;
     let topics = request
         .topics
         .into_iter()
@@ -45,7 +46,8 @@ pub(crate) fn handle(ctx: &RequestContext, request: ListOffsetsRequest) -> ListO
                             Ok((offset, timestamp)) => response
                                 .with_offset(offset)
                                 .with_timestamp(timestamp)
-                                .with_leader_epoch(0),
+                                // leader_epoch exists from v4 on.
+                                .with_leader_epoch(if version >= 4 { 0 } else { -1 }),
                             Err(error) => response
                                 .with_error_code(error.code())
                                 .with_offset(-1)
