@@ -146,8 +146,10 @@ pub(crate) fn describe(
                         .with_error_message(Some(str_bytes(message)))
                 }
             };
+            // Null lists every config; so does an empty list, as in Kafka.
             let keys: Option<Vec<String>> = resource
                 .configuration_keys
+                .filter(|keys| !keys.is_empty())
                 .map(|keys| keys.iter().map(|k| k.to_string()).collect());
             let configs = entries
                 .into_iter()

@@ -42,7 +42,7 @@ pub(crate) fn handle(
                     format!("Topic currently has {current} partitions, which is higher than the requested {}.", t.count),
                 );
             }
-            if let Some(assignments) = &t.assignments {
+            if let Some(assignments) = t.assignments.as_ref().filter(|a| !a.is_empty()) {
                 if assignments.len() as i32 != t.count - current {
                     return fail(
                         ResponseError::InvalidReplicaAssignment,
