@@ -155,12 +155,11 @@ def test_produce_consume_list_offsets(broker, codec):
                 TopicPartition(topic, partition), timeout=10, cached=False
             )
             assert (low, high) == (0, len(records)), f"watermarks of partition {partition}"
-        probes = time_probes(per_partition)
-        answers = consumer.offsets_for_times(
-            [TopicPartition(topic, partition, target) for partition, target, _ in probes],
-            timeout=10,
-        )
-        for (partition, target, expected), answer in zip(probes, answers):
+        # One partition per request: a ListOffsets request names each partition once.
+        for partition, target, expected in time_probes(per_partition):
+            (answer,) = consumer.offsets_for_times(
+                [TopicPartition(topic, partition, target)], timeout=10
+            )
             assert answer.error is None, f"p{partition} ts {target}: {answer.error}"
             assert (answer.partition, answer.offset) == (partition, expected), (
                 f"offset for time {target} in partition {partition}"
