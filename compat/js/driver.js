@@ -6,7 +6,9 @@
 // fields, bytes in base64) and prints admin answers as lines for pytest to check.
 //
 //   produce  BOOTSTRAP TOPIC CODEC IN OUT   producer.send, acks=-1, one request per chunk
-//   consume  BOOTSTRAP TOPIC PARTITIONS OUT Fetch from offset 0 to the high watermark
+//   consume  BOOTSTRAP TOPIC PARTITIONS OUT Fetch from offset 0 to the high watermark;
+//                                          prints `batch PARTITION BASE_OFFSET PRODUCER_ID
+//                                          PRODUCER_EPOCH BASE_SEQUENCE` per record batch
 //   create   BOOTSTRAP TOPIC PARTITIONS     admin.createTopics
 //   offsets  BOOTSTRAP TOPIC SPEC...        SPEC: earliest | latest | a timestamp
 //   alter    BOOTSTRAP TOPIC NAME=VALUE...  admin.alterConfigs (kafkajs has no incremental API)
@@ -193,6 +195,7 @@ async function consume(bootstrap, topic, partitions, outPath) {
   })
   await cluster.connect()
   const out = []
+  const batches = []
   try {
     await cluster.addTargetTopic(topic)
     await cluster.refreshMetadata()
@@ -225,6 +228,10 @@ async function consume(bootstrap, topic, partitions, outPath) {
           if (m.isControlRecord) continue
           // A batch comes back whole: skip records before the requested offset.
           if (BigInt(m.offset) < offset) continue
+          const batch = m.batchContext
+          if (batches.length === 0 || batches[batches.length - 1].context !== batch) {
+            batches.push({ partition, context: batch })
+          }
           out.push(
             formatLine({
               partition,
@@ -244,6 +251,11 @@ async function consume(bootstrap, topic, partitions, outPath) {
     await cluster.disconnect()
   }
   fs.writeFileSync(outPath, out.join('\n') + '\n')
+  for (const { partition, context: b } of batches) {
+    console.log(
+      `batch ${partition} ${b.firstOffset} ${b.producerId} ${b.producerEpoch} ${b.firstSequence}`
+    )
+  }
   console.log(`consumed ${out.length}`)
 }
 

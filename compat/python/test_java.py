@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from kafkajs_driver import record_batches
 from records import (
     CODECS,
     PARTITIONS,
@@ -84,6 +85,18 @@ def test_produce_consume_list_offsets(broker, codec, tmp_path):
     # The offsets acknowledged to the producer are where the records were found.
     found = {r.key: r.offset for records in per_partition.values() for r in records}
     assert all(found[r.key] == r.offset for r in acked), "acknowledged offsets differ from stored"
+
+    # Idempotence is on by default: every stored batch carries the producer id the
+    # broker handed out (InitProducerId), and per partition the base sequence of each
+    # batch equals its base offset (one producer session, both counted from 0).
+    # kafkajs decodes the batch headers, which the Java consumer does not expose.
+    batches = record_batches(broker.bootstrap, topic, PARTITIONS, tmp_path / "batches.tsv")
+    assert batches, "no record batches fetched"
+    assert len({b.producer_id for b in batches}) == 1 and batches[0].producer_id >= 0, batches[:5]
+    assert all(b.producer_epoch >= 0 for b in batches), batches[:5]
+    assert all(b.base_sequence == b.base_offset for b in batches), [
+        b for b in batches if b.base_sequence != b.base_offset
+    ][:5]
 
     specs = [(p, s) for p in range(PARTITIONS) for s in ("earliest", "latest")]
     probes = time_probes(per_partition)
