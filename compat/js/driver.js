@@ -45,11 +45,11 @@ const RECORDS_PER_SEND = 300
 // kafkajs ships GZIP only (on node's zlib); other codecs are registered by the application.
 // Snappy: kafkajs-snappy (pure JS, snappyjs).
 // LZ4 and ZSTD: the codec packages the kafkajs docs name (kafkajs-lz4, @kafkajs/zstd)
-// build native addons (`lz4`, `cppzst`) with node-gyp, which needs headers and
-// sources fetched from outside the npm registry. Instead, small codec objects with
-// the same interface wrap pure JavaScript implementations: lz4js (LZ4 frame format,
-// what Kafka's v2 batches use) and zstd-codec (the reference zstd compiled to
-// JavaScript with Emscripten).
+// compile native addons (`lz4`, `cppzst`) with node-gyp at install time, which needs a
+// C++ toolchain and node headers that node-gyp otherwise downloads from outside the
+// npm registry. Instead, small codec objects with kafkajs's codec interface wrap pure
+// JavaScript implementations: lz4js (the LZ4 frame format, which Kafka's v2 batches
+// use) and zstd-codec (the reference zstd compiled to JavaScript with Emscripten).
 const Lz4Codec = () => ({
   async compress(encoder) {
     return Buffer.from(lz4.compress(encoder.buffer))
