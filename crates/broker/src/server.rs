@@ -57,9 +57,13 @@ impl Server {
             .min(Semaphore::MAX_PERMITS);
         let retention_check_interval_ms = config.log_retention_check_interval_ms();
         let flush_check_interval_ms = config.log_flush_scheduler_interval_ms();
+        let producer_id_expiration_ms = config.producer_id_expiration_ms();
         let broker =
             tokio::task::spawn_blocking(move || Broker::open(config, host, port)).await??;
         let broker = Arc::new(broker);
+        broker
+            .logs
+            .set_producer_id_expiration_ms(producer_id_expiration_ms);
         let background = broker
             .logs
             .start_background(runnel_storage::BackgroundOptions {

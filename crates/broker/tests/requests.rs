@@ -283,3 +283,34 @@ async fn topics_and_data_survive_a_restart() {
     assert_eq!(offsets.topics[0].partitions[0].offset, 1);
     broker.stop().await;
 }
+
+#[tokio::test]
+async fn list_offsets_refuses_a_partition_named_twice() {
+    let broker = TestBroker::start(&[]).await;
+    let mut client = broker.client().await;
+    create_topic(&mut client, "twice", 2).await;
+    let partition = |index: i32| {
+        list_offsets_request::ListOffsetsPartition::default()
+            .with_partition_index(index)
+            .with_timestamp(-1)
+    };
+    let offsets: ListOffsetsResponse = client
+        .call(
+            ApiKey::ListOffsets,
+            7,
+            &ListOffsetsRequest::default().with_topics(vec![
+                list_offsets_request::ListOffsetsTopic::default()
+                    .with_name(topic_name("twice"))
+                    .with_partitions(vec![partition(0), partition(0), partition(1)]),
+            ]),
+        )
+        .await;
+    let codes: Vec<i16> = offsets.topics[0]
+        .partitions
+        .iter()
+        .map(|p| p.error_code)
+        .collect();
+    let invalid = ResponseError::InvalidRequest.code();
+    assert_eq!(codes, vec![invalid, invalid, 0]);
+    broker.stop().await;
+}

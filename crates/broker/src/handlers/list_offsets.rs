@@ -27,12 +27,23 @@ pub(crate) fn handle(ctx: &RequestContext, request: ListOffsetsRequest) -> ListO
         .into_iter()
         .map(|t| {
             let topic = ctx.broker.topics.get(t.name.0.as_str());
+            // Kafka refuses a partition named twice in one request.
+            let mut seen = std::collections::HashMap::new();
+            for p in &t.partitions {
+                *seen.entry(p.partition_index).or_insert(0) += 1;
+            }
             let partitions = t
                 .partitions
                 .into_iter()
                 .map(|p| {
                     let response = ListOffsetsPartitionResponse::default()
                         .with_partition_index(p.partition_index);
+                    if seen.get(&p.partition_index).copied().unwrap_or(0) > 1 {
+                        return response
+                            .with_error_code(ResponseError::InvalidRequest.code())
+                            .with_offset(-1)
+                            .with_timestamp(-1);
+                    }
                     match topic.as_ref().and_then(|t| t.partition(p.partition_index)) {
                         None => response
                             .with_error_code(ResponseError::UnknownTopicOrPartition.code())
