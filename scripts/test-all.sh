@@ -123,7 +123,7 @@ build_runnel() {
 
 # pytest exits 5 when it collected no test: that is a failure here.
 run_pytest() {
-    "$VENV/bin/pytest" "$ROOT/compat/python" "$@"
+    "$VENV/bin/pytest" "$ROOT/compat/python" "$@" 2>&1 | tee "$LOG_DIR/pytest.log"
 }
 
 TOTAL_START=$SECONDS
@@ -145,7 +145,11 @@ fi
 run_stage "cargo fmt --check" cargo fmt --all -- --check
 run_stage "build runnel" build_runnel
 run_stage "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings
-run_stage "cargo nextest" cargo nextest run --workspace --no-fail-fast
+LOG_DIR="$(mktemp -d)"
+run_nextest() {
+    cargo nextest run --workspace --no-fail-fast 2>&1 | tee "$LOG_DIR/nextest.log"
+}
+run_stage "cargo nextest" run_nextest
 if [ "$python_ok" -eq 0 ]; then
     run_stage "pytest compat/python" run_pytest
 else
@@ -156,5 +160,11 @@ fi
 echo
 echo "=== summary ($((SECONDS - TOTAL_START))s)"
 printf '%s\n' "${RESULTS[@]}"
-echo "test-all: $FAILED of $((PASSED + FAILED)) stages failed"
+echo "stages: $PASSED passed, $FAILED failed"
+# Tests counted over both runners, as one closing line.
+count() { grep -oE "[0-9]+ $2" "$1" 2>/dev/null | tail -1 | grep -oE '^[0-9]+' || echo 0; }
+tests_passed=$(( $(count "$LOG_DIR/nextest.log" passed) + $(count "$LOG_DIR/pytest.log" passed) ))
+tests_failed=$(( $(count "$LOG_DIR/nextest.log" failed) + $(count "$LOG_DIR/pytest.log" failed) ))
+rm -rf "$LOG_DIR"
+echo "tests: $tests_passed passed, $tests_failed failed"
 [ "$FAILED" -eq 0 ]
