@@ -138,8 +138,7 @@ impl Broker {
     /// The storage settings of a topic with these overrides, resolved
     /// against the broker's defaults.
     pub fn log_config(&self, overrides: &BTreeMap<String, String>) -> LogConfig {
-        let config = self.config.read();
-        let settings = TopicSettings::resolve(&overrides_of(overrides), &config);
+        let settings = self.topic_settings(overrides);
         LogConfig {
             segment_bytes: settings.segment_bytes.max(1) as u64,
             segment_ms: settings.segment_ms,
@@ -158,6 +157,12 @@ impl Broker {
                 TimestampType::CreateTime
             },
         }
+    }
+
+    /// A topic's effective settings: its overrides resolved against the
+    /// broker's defaults.
+    pub fn topic_settings(&self, overrides: &BTreeMap<String, String>) -> TopicSettings {
+        TopicSettings::resolve(&overrides_of(overrides), &self.config.read())
     }
 
     /// Creates a topic with `partitions` partitions and the given validated

@@ -47,7 +47,7 @@ pub(crate) fn handle(ctx: &RequestContext, request: DeleteRecordsRequest) -> Del
                     match log.delete_records_before(Offset(target)) {
                         Ok(start) => result.with_low_watermark(start.0),
                         Err(e) => {
-                            let (error, _) = super::produce::log_failure(e);
+                            let (error, _) = super::produce::storage_error(e);
                             result.with_error_code(error.code())
                         }
                     }

@@ -177,7 +177,7 @@ fn read_partition(
         Ok(slice) if slice.len > 0 => result.records = Some(Chunk::File(slice)),
         Ok(_) => {}
         Err(e) => {
-            let (error, _) = super::produce::log_failure(e);
+            let (error, _) = super::produce::storage_error(e);
             result.error_code = error.code();
         }
     }

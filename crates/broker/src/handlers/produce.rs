@@ -1,22 +1,51 @@
-//! Produce: validate each partition's record batch, append it, answer with
-//! the assigned offsets.
+//! Produce: validate each partition's record batch as Kafka does, append
+//! it, make it durable when the topic asks for it, answer with the assigned
+//! offsets.
 
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, ResponseKind};
 use kafka_protocol::protocol::VersionRange;
 use kafka_protocol::ResponseError;
+use runnel_model::config::{TimestampType, TopicSettings};
 use runnel_model::Timestamp;
-use runnel_protocol::batch::{validate_batch, BatchError, BatchHeader, BATCH_HEADER_LEN};
-use runnel_storage::{AppendOutcome, LogError};
+use runnel_protocol::batch::{
+    record_infos, validate_batch, BatchError, BatchHeader, BATCH_HEADER_LEN,
+};
+use runnel_storage::{AppendInfo, AppendOutcome, LogError};
 
 use super::{encode, str_bytes};
 use crate::connection::RequestContext;
+use crate::partition::Partition;
 use crate::response::Response;
 
 /// v3 is the first version with v2 record batches, the only format Kafka 4
 /// accepts; v12+ changes transactional behaviour and v13 addresses topics by
 /// id, neither of which Runnel serves yet.
 pub(crate) const VERSIONS: VersionRange = VersionRange { min: 3, max: 11 };
+
+/// Bound on the decompressed size of one produced batch while its records
+/// are walked for validation.
+const MAX_UNCOMPRESSED_BATCH_BYTES: usize = 256 * 1024 * 1024;
+
+/// Why a partition's produce failed: the error, its message, and the
+/// records it names (Produce v8+ `record_errors`).
+struct Failure {
+    error: ResponseError,
+    message: Option<String>,
+    record_errors: Vec<(i32, String)>,
+}
+
+impl Failure {
+    fn new(error: ResponseError, message: impl Into<String>) -> Failure {
+        Failure {
+            error,
+            message: Some(message.into()),
+            record_errors: Vec::new(),
+        }
+    }
+}
 
 pub(crate) async fn handle(ctx: &RequestContext, request: ProduceRequest) -> Response {
     let acks = request.acks;
@@ -26,18 +55,25 @@ pub(crate) async fn handle(ctx: &RequestContext, request: ProduceRequest) -> Res
     for topic_data in request.topic_data {
         let name = topic_data.name.0.to_string();
         let topic = ctx.broker.topics.get(&name);
+        let settings = topic
+            .as_ref()
+            .map(|t| ctx.broker.topic_settings(&t.configs));
         let mut partitions = Vec::with_capacity(topic_data.partition_data.len());
         for data in topic_data.partition_data {
-            let outcome = if !matches!(acks, -1..=1) {
-                Err((ResponseError::InvalidRequiredAcks, None))
-            } else {
-                match topic.as_ref().and_then(|t| t.partition(data.index)) {
-                    None => Err((ResponseError::UnknownTopicOrPartition, None)),
-                    Some(partition) => {
-                        let records = data.records.as_deref().unwrap_or(&[]);
-                        append(ctx, &partition.log, records)
-                    }
+            let target = topic.as_ref().and_then(|t| t.partition(data.index));
+            let outcome = match (target, &settings) {
+                _ if !matches!(acks, -1..=1) => Err(Failure::new(
+                    ResponseError::InvalidRequiredAcks,
+                    format!("acks must be -1, 0 or 1, not {acks}"),
+                )),
+                (Some(partition), Some(settings)) => {
+                    let records = data.records.as_deref().unwrap_or(&[]);
+                    produce_to(partition, settings, acks, records).await
                 }
+                _ => Err(Failure::new(
+                    ResponseError::UnknownTopicOrPartition,
+                    format!("{name}-{} is not hosted here", data.index),
+                )),
             };
             let response = PartitionProduceResponse::default().with_index(data.index);
             partitions.push(match outcome {
@@ -48,15 +84,26 @@ pub(crate) async fn handle(ctx: &RequestContext, request: ProduceRequest) -> Res
                         .with_log_append_time_ms(info.log_append_time.0)
                         .with_log_start_offset(info.log_start_offset.0)
                 }
-                Err((error, message)) => {
+                Err(failure) => {
                     any_error = true;
-                    tracing::debug!(topic = %name, partition = data.index, ?error, ?message, "produce failed");
+                    tracing::debug!(topic = %name, partition = data.index, error = ?failure.error, message = ?failure.message, "produce failed");
                     response
-                        .with_error_code(error.code())
+                        .with_error_code(failure.error.code())
                         .with_base_offset(-1)
                         .with_log_append_time_ms(-1)
                         .with_log_start_offset(-1)
-                        .with_error_message(message.map(str_bytes))
+                        .with_error_message(failure.message.map(str_bytes))
+                        .with_record_errors(
+                            failure
+                                .record_errors
+                                .into_iter()
+                                .map(|(index, message)| {
+                                    BatchIndexAndErrorMessage::default()
+                                        .with_batch_index(index)
+                                        .with_batch_index_error_message(Some(str_bytes(message)))
+                                })
+                                .collect(),
+                        )
                 }
             });
         }
@@ -85,60 +132,123 @@ pub(crate) async fn handle(ctx: &RequestContext, request: ProduceRequest) -> Res
     )
 }
 
-type Failure = (ResponseError, Option<String>);
-
-fn append(
-    ctx: &RequestContext,
-    log: &parking_lot::Mutex<runnel_storage::Log>,
+/// Validates, appends and (when `flush.messages` is reached) fsyncs one
+/// partition's batch.
+async fn produce_to(
+    partition: &Partition,
+    settings: &TopicSettings,
+    acks: i16,
     records: &[u8],
-) -> Result<runnel_storage::AppendInfo, Failure> {
+) -> Result<AppendInfo, Failure> {
+    if acks == -1 && settings.min_insync_replicas > 1 {
+        // A single node's in-sync replica set is itself.
+        return Err(Failure::new(
+            ResponseError::NotEnoughReplicas,
+            format!(
+                "min.insync.replicas is {} but only 1 replica is in sync",
+                settings.min_insync_replicas
+            ),
+        ));
+    }
+    validate(settings, records)?;
+    let mut owned = records.to_vec();
+    let outcome = partition.log.lock().append(&mut owned, Timestamp::now());
+    let info = match outcome {
+        Ok(AppendOutcome::Appended(info)) => info,
+        // A retried batch already in the log: answer with its offsets.
+        Ok(AppendOutcome::Duplicate(info)) => return Ok(info),
+        Err(e) => return Err(log_failure(e)),
+    };
+    if partition.flush_due() {
+        partition
+            .sync_through(info.last_offset)
+            .await
+            .map_err(|reason| Failure::new(ResponseError::KafkaStorageError, reason))?;
+    }
+    Ok(info)
+}
+
+/// What Kafka checks before it appends a produced batch: exactly one v2
+/// batch, intact (lengths, CRC), within `max.message.bytes`, whose records
+/// (decompressed if need be) fill it, match its count and carry timestamps
+/// within the topic's bounds.
+fn validate(settings: &TopicSettings, records: &[u8]) -> Result<(), Failure> {
     if records.len() < BATCH_HEADER_LEN {
-        return Err((
+        return Err(Failure::new(
             ResponseError::CorruptMessage,
-            Some(format!(
+            format!(
                 "record set of {} bytes holds no complete batch",
                 records.len()
-            )),
+            ),
         ));
     }
     let header = BatchHeader::parse(records).map_err(batch_failure)?;
-    let total = header.total_len();
-    if total < records.len() {
-        return Err((
+    if header.total_len() < records.len() {
+        return Err(Failure::new(
             ResponseError::InvalidRecord,
-            Some("a produce request must hold exactly one record batch per partition".into()),
+            "a produce request must hold exactly one record batch per partition",
         ));
     }
-    let max_message_bytes = log.lock().config().max_message_bytes as usize;
+    let max_message_bytes = usize::try_from(settings.max_message_bytes).unwrap_or(0);
     validate_batch(records, max_message_bytes).map_err(batch_failure)?;
     if header.is_transactional() || header.is_control() {
-        return Err((
+        return Err(Failure::new(
             ResponseError::InvalidRecord,
-            Some("transactional and control batches are not supported yet".into()),
+            "transactional and control batches are not supported yet",
         ));
     }
-    let mut owned = records.to_vec();
-    let outcome = log.lock().append(&mut owned, Timestamp::now());
-    let _ = ctx;
-    match outcome {
-        Ok(AppendOutcome::Appended(info)) | Ok(AppendOutcome::Duplicate(info)) => Ok(info),
-        Err(e) => Err(log_failure(e)),
+    let infos = record_infos(records, MAX_UNCOMPRESSED_BATCH_BYTES).map_err(batch_failure)?;
+    if settings.message_timestamp_type == TimestampType::CreateTime {
+        let now = Timestamp::now().0;
+        let earliest = now.saturating_sub(settings.message_timestamp_before_max_ms);
+        let latest = now.saturating_add(settings.message_timestamp_after_max_ms);
+        let record_errors: Vec<(i32, String)> = infos
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.timestamp < earliest || r.timestamp > latest)
+            .map(|(i, r)| {
+                (
+                    i as i32,
+                    format!(
+                        "Timestamp {} of message with offset {i} is out of range. The timestamp should be within [{earliest}, {latest}]",
+                        r.timestamp
+                    ),
+                )
+            })
+            .collect();
+        if !record_errors.is_empty() {
+            return Err(Failure {
+                error: ResponseError::InvalidTimestamp,
+                message: Some(
+                    "One or more records have been rejected due to invalid timestamp".into(),
+                ),
+                record_errors,
+            });
+        }
     }
+    Ok(())
 }
 
 fn batch_failure(error: BatchError) -> Failure {
     let code = match &error {
         BatchError::TooLarge { .. } => ResponseError::MessageTooLarge,
+        // Produce v3+ accepts magic 2 only; Kafka answers INVALID_RECORD.
         BatchError::UnsupportedMagic(_) | BatchError::InvalidRecord(_) => {
             ResponseError::InvalidRecord
         }
-        _ => ResponseError::CorruptMessage,
+        _ => ResponseError::try_from_code(error.error_code())
+            .unwrap_or(ResponseError::CorruptMessage),
     };
-    (code, Some(error.to_string()))
+    Failure::new(code, error.to_string())
 }
 
-/// Maps a storage error to the Kafka error a producer expects.
-pub(crate) fn log_failure(error: LogError) -> Failure {
+fn log_failure(error: LogError) -> Failure {
+    let (code, message) = storage_error(error);
+    Failure::new(code, message)
+}
+
+/// Maps a storage error to the Kafka error a client expects.
+pub(crate) fn storage_error(error: LogError) -> (ResponseError, String) {
     let code = match &error {
         LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
         LogError::CorruptRecord(_) => ResponseError::CorruptMessage,
@@ -147,5 +257,5 @@ pub(crate) fn log_failure(error: LogError) -> Failure {
         LogError::InvalidProducerEpoch => ResponseError::InvalidProducerEpoch,
         _ => ResponseError::KafkaStorageError,
     };
-    (code, Some(error.to_string()))
+    (code, error.to_string())
 }
