@@ -177,3 +177,82 @@ async fn a_batch_claiming_more_records_than_it_holds_is_refused() {
     );
     broker.stop().await;
 }
+
+fn idempotent(producer_id: i64, epoch: i16, sequence: i32, values: &[&[u8]]) -> Vec<u8> {
+    let now = runnel_model::Timestamp::now().0;
+    values
+        .iter()
+        .fold(BatchBuilder::default(), |b, v| b.value(now, v))
+        .producer(producer_id, epoch, sequence)
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn idempotent_retries_get_their_original_offsets_across_a_restart() {
+    let broker = TestBroker::start(&[]).await;
+    let mut client = broker.client().await;
+    create(&mut client, "idem", &[]).await;
+    let init: InitProducerIdResponse = client
+        .call(
+            ApiKey::InitProducerId,
+            4,
+            &InitProducerIdRequest::default()
+                .with_transactional_id(None)
+                .with_transaction_timeout_ms(60_000),
+        )
+        .await;
+    let pid = init.producer_id.0;
+    let first = idempotent(pid, 0, 0, &[b"a", b"b"]);
+    let second = idempotent(pid, 0, 2, &[b"c"]);
+    assert_eq!(
+        produce(&mut client, "idem", -1, first.clone())
+            .await
+            .base_offset,
+        0
+    );
+    assert_eq!(
+        produce(&mut client, "idem", -1, second.clone())
+            .await
+            .base_offset,
+        2
+    );
+    let retry = produce(&mut client, "idem", -1, first.clone()).await;
+    assert_eq!(
+        (retry.error_code, retry.base_offset),
+        (0, 0),
+        "duplicate answered with its offsets"
+    );
+    drop(client);
+    let broker = TestBroker::start_in(broker.stop().await, &[]).await;
+    let mut client = broker.client().await;
+    let retry = produce(&mut client, "idem", -1, second).await;
+    assert_eq!(
+        (retry.error_code, retry.base_offset),
+        (0, 2),
+        "producer state survived the restart"
+    );
+    let gap = produce(&mut client, "idem", -1, idempotent(pid, 0, 7, &[b"d"])).await;
+    assert_eq!(
+        gap.error_code,
+        ResponseError::OutOfOrderSequenceNumber.code()
+    );
+    let bumped = produce(&mut client, "idem", -1, idempotent(pid, 1, 0, &[b"e"])).await;
+    assert_eq!(
+        (bumped.error_code, bumped.base_offset),
+        (0, 3),
+        "a new epoch starts at sequence 0"
+    );
+    let fenced = produce(&mut client, "idem", -1, idempotent(pid, 0, 3, &[b"f"])).await;
+    assert_eq!(
+        fenced.error_code,
+        ResponseError::InvalidProducerEpoch.code()
+    );
+    let end = produce(&mut client, "idem", -1, idempotent(pid, 1, 1, &[b"g"])).await;
+    assert_eq!(
+        (end.error_code, end.base_offset),
+        (0, 4),
+        "exactly one copy of each batch was stored"
+    );
+    broker.stop().await;
+}
