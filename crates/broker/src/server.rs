@@ -1,16 +1,25 @@
 //! Listeners and the server's lifetime: bind, accept within limits, shut
 //! down gracefully.
+//!
+//! A connection beyond `max.connections`, or beyond `max.connections.per.ip`
+//! (or its entry in `max.connections.per.ip.overrides`) for its address, is
+//! closed as soon as it is accepted, with a warning naming the peer and the
+//! limit; the connections already open are not disturbed, and a slot frees
+//! as soon as one of them closes. The limits are read at every accept, so
+//! dynamic updates apply to the next connection.
 
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
+use parking_lot::Mutex;
 use runnel_model::config::BrokerConfig;
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::broker::Broker;
-use crate::connection::Connection;
+use crate::connection::{Connection, RequestMemory};
 
 /// Starts brokers.
 #[derive(Debug)]
@@ -52,9 +61,7 @@ impl Server {
         } else {
             host
         };
-        let max_connections = usize::try_from(config.max_connections())
-            .unwrap_or(usize::MAX)
-            .min(Semaphore::MAX_PERMITS);
+        let request_memory = RequestMemory::new(config.queued_max_request_bytes());
         let retention_check_interval_ms = config.log_retention_check_interval_ms();
         let flush_check_interval_ms = config.log_flush_scheduler_interval_ms();
         let producer_id_expiration_ms = config.producer_id_expiration_ms();
@@ -74,7 +81,7 @@ impl Server {
         let accept_task = tokio::spawn(accept_loop(
             listener,
             broker.clone(),
-            Arc::new(Semaphore::new(max_connections)),
+            request_memory,
             stop_rx,
         ));
         tracing::info!(address = %local_addr, node_id = broker.node_id, cluster_id = %broker.cluster_id, data_dir = %broker.data_dir.display(), "runnel broker started");
@@ -115,9 +122,10 @@ impl RunningServer {
 async fn accept_loop(
     listener: TcpListener,
     broker: Arc<Broker>,
-    permits: Arc<Semaphore>,
+    request_memory: Option<RequestMemory>,
     mut stop: watch::Receiver<bool>,
 ) {
+    let counts = Arc::new(ConnectionCounts::default());
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
@@ -131,20 +139,118 @@ async fn accept_loop(
                         continue;
                     }
                 };
-                let Ok(permit) = permits.clone().try_acquire_owned() else {
-                    tracing::warn!(%peer, "closing connection: max.connections reached");
-                    drop(stream);
-                    continue;
+                let limits = ConnectionLimits::from_config(&broker.config.read());
+                let slot = match counts.admit(peer.ip(), &limits) {
+                    Ok(slot) => slot,
+                    Err(reason) => {
+                        tracing::warn!(%peer, %reason, "closing connection");
+                        drop(stream);
+                        continue;
+                    }
                 };
-                let connection = Connection::new(broker.clone(), stream, peer);
+                let connection =
+                    Connection::new(broker.clone(), stream, peer, request_memory.clone());
                 let stop = stop.clone();
                 connections.spawn(async move {
                     connection.run(stop).await;
-                    drop(permit);
+                    drop(slot);
                 });
             }
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
     }
     connections.shutdown().await;
+}
+
+/// The connection limits in force when a connection is accepted.
+#[derive(Debug)]
+struct ConnectionLimits {
+    max_connections: usize,
+    max_connections_per_ip: usize,
+    /// `max.connections.per.ip.overrides`. Hosts are matched as IP
+    /// literals; unlike Kafka, a host name is not resolved.
+    per_ip_overrides: Vec<(String, usize)>,
+}
+
+impl ConnectionLimits {
+    fn from_config(config: &BrokerConfig) -> ConnectionLimits {
+        let count = |value: i32| usize::try_from(value).unwrap_or(0);
+        ConnectionLimits {
+            max_connections: count(config.max_connections()),
+            max_connections_per_ip: count(config.max_connections_per_ip()),
+            per_ip_overrides: config
+                .max_connections_per_ip_overrides()
+                .into_iter()
+                .map(|(host, max)| (host, count(max)))
+                .collect(),
+        }
+    }
+
+    fn per_ip(&self, ip: IpAddr) -> usize {
+        self.per_ip_overrides
+            .iter()
+            .find(|(host, _)| host.parse::<IpAddr>().map(|h| h.to_canonical()) == Ok(ip))
+            .map_or(self.max_connections_per_ip, |(_, max)| *max)
+    }
+}
+
+/// Open connections, in total and per client address.
+#[derive(Debug, Default)]
+struct ConnectionCounts {
+    open: Mutex<OpenConnections>,
+}
+
+#[derive(Debug, Default)]
+struct OpenConnections {
+    total: usize,
+    per_ip: HashMap<IpAddr, usize>,
+}
+
+impl ConnectionCounts {
+    /// Takes a slot for a connection from `ip`, or says which limit it
+    /// would exceed.
+    fn admit(self: &Arc<Self>, ip: IpAddr, limits: &ConnectionLimits) -> Result<Slot, String> {
+        let ip = ip.to_canonical();
+        let mut open = self.open.lock();
+        let from_ip = open.per_ip.get(&ip).copied().unwrap_or(0);
+        let per_ip = limits.per_ip(ip);
+        if from_ip >= per_ip {
+            return Err(format!(
+                "{from_ip} connections from {ip} already open (max.connections.per.ip = {per_ip})"
+            ));
+        }
+        if open.total >= limits.max_connections {
+            return Err(format!(
+                "{} connections already open (max.connections = {})",
+                open.total, limits.max_connections
+            ));
+        }
+        open.total += 1;
+        *open.per_ip.entry(ip).or_insert(0) += 1;
+        Ok(Slot {
+            counts: self.clone(),
+            ip,
+        })
+    }
+}
+
+/// One open connection's place in [`ConnectionCounts`], given back on drop.
+#[derive(Debug)]
+struct Slot {
+    counts: Arc<ConnectionCounts>,
+    ip: IpAddr,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut open = self.counts.open.lock();
+        debug_assert!(open.total > 0, "a slot outlived its count");
+        open.total = open.total.saturating_sub(1);
+        if let Some(count) = open.per_ip.get_mut(&self.ip) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                open.per_ip.remove(&self.ip);
+            }
+        }
+    }
 }

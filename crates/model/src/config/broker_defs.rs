@@ -1015,6 +1015,17 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
     )
     .with_validator(at_least(1)),
     key(
+        "socket.request.read.timeout.ms",
+        Long,
+        Some("30000"),
+        "Runnel only (Kafka has no such bound): the longest a request frame may take \
+         to arrive once its first byte has, so a client trickling bytes (slow loris) \
+         cannot hold a connection open. connections.max.idle.ms bounds the wait \
+         between requests. The default matches clients' request.timeout.ms, after \
+         which a client gives up on the request anyway.",
+    )
+    .with_validator(at_least(1)),
+    key(
         "socket.send.buffer.bytes",
         Int,
         Some("102400"),

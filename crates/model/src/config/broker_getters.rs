@@ -92,6 +92,8 @@ getters! {
     unclean_leader_election_enable: bool = "unclean.leader.election.enable";
     /// Largest request frame accepted.
     socket_request_max_bytes: int = "socket.request.max.bytes";
+    /// Longest a started request frame may take to arrive (Runnel only).
+    socket_request_read_timeout_ms: ms = "socket.request.read.timeout.ms";
     /// Client socket send buffer (-1: OS default).
     socket_send_buffer_bytes: int = "socket.send.buffer.bytes";
     /// Client socket receive buffer (-1: OS default).
