@@ -6,6 +6,8 @@
 use std::io;
 use std::path::Path;
 
+use crate::storage_io::{replace_file, StorageIo};
+
 /// File holding the log start offset raised by retention and DeleteRecords.
 pub(crate) const LOG_START_OFFSET_FILE: &str = "log-start-offset";
 /// File holding the offset below which the log is known to be fsynced.
@@ -19,11 +21,12 @@ pub(crate) fn read_offset(dir: &Path, name: &str) -> Option<i64> {
 
 /// Writes `offset` to `dir/name` through a temporary file and a rename;
 /// with `sync`, fsyncs the file before the rename.
-pub(crate) fn write_offset(dir: &Path, name: &str, offset: i64, sync: bool) -> io::Result<()> {
-    let tmp = dir.join(format!("{name}.tmp"));
-    std::fs::write(&tmp, format!("{offset}\n"))?;
-    if sync {
-        std::fs::File::open(&tmp)?.sync_all()?;
-    }
-    std::fs::rename(&tmp, dir.join(name))
+pub(crate) fn write_offset(
+    io: &dyn StorageIo,
+    dir: &Path,
+    name: &str,
+    offset: i64,
+    sync: bool,
+) -> io::Result<()> {
+    replace_file(io, dir, name, format!("{offset}\n").as_bytes(), sync)
 }

@@ -10,9 +10,21 @@ use runnel_protocol::batch::BatchError;
 /// Kafka error code the broker should answer with.
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
-    /// An I/O failure; a failed write or fsync also takes the log offline.
+    /// An I/O failure. A write that failed during an append was rolled
+    /// back and the log stays online; a failed fsync, or a failed write
+    /// that could not be rolled back, takes the log offline instead
+    /// ([`LogError::Offline`]).
     #[error("log I/O error: {0}")]
     Io(#[from] io::Error),
+    /// The disk (or quota) is full: the append was rolled back, nothing of
+    /// it is in the log, and the log stays online so appends succeed again
+    /// once space is freed. Kafka takes the whole log directory offline on
+    /// ENOSPC; Runnel deliberately recovers, because a full disk is an
+    /// operational condition (retention, an operator deleting files) rather
+    /// than damage, and the rollback leaves the files exactly as they were
+    /// acknowledged. The broker answers KAFKA_STORAGE_ERROR.
+    #[error("disk full: {0}")]
+    DiskFull(io::Error),
     /// The requested offset is outside `[log_start_offset, log_end_offset]`.
     #[error("offset {offset} is out of range [{log_start_offset}, {log_end_offset}]")]
     OffsetOutOfRange {
@@ -47,7 +59,8 @@ pub enum LogError {
     /// The producer's epoch is older than one already seen: it was fenced.
     #[error("producer epoch is older than the current one")]
     InvalidProducerEpoch,
-    /// The log was taken offline after a failed write or fsync.
+    /// The log was taken offline after a failed fsync or an unrecoverable
+    /// write; the reason says which. Every later operation fails with it.
     #[error("log is offline: {0}")]
     Offline(String),
     /// Another process holds the data directory's lock.
@@ -56,12 +69,22 @@ pub enum LogError {
 }
 
 impl LogError {
+    /// A write failure as the caller should see it: [`LogError::DiskFull`]
+    /// for ENOSPC / EDQUOT, [`LogError::Io`] otherwise.
+    pub(crate) fn from_write(err: io::Error) -> LogError {
+        if crate::storage_io::is_disk_full(&err) {
+            LogError::DiskFull(err)
+        } else {
+            LogError::Io(err)
+        }
+    }
+
     /// The Kafka error code for this error: OFFSET_OUT_OF_RANGE (1),
     /// CORRUPT_MESSAGE (2) / INVALID_RECORD (87) / MESSAGE_TOO_LARGE (10) /
     /// UNSUPPORTED_FOR_MESSAGE_FORMAT (43) from the batch,
     /// MESSAGE_TOO_LARGE (10) for an oversized append,
     /// OUT_OF_ORDER_SEQUENCE_NUMBER (45), INVALID_PRODUCER_EPOCH (47),
-    /// KAFKA_STORAGE_ERROR (56) for I/O and offline logs.
+    /// KAFKA_STORAGE_ERROR (56) for I/O, a full disk and offline logs.
     pub fn error_code(&self) -> i16 {
         match self {
             LogError::OffsetOutOfRange { .. } => 1,
@@ -69,7 +92,10 @@ impl LogError {
             LogError::RecordTooLarge { .. } => 10,
             LogError::OutOfOrderSequence { .. } => 45,
             LogError::InvalidProducerEpoch => 47,
-            LogError::Io(_) | LogError::Offline(_) | LogError::DirectoryLocked(_) => 56,
+            LogError::Io(_)
+            | LogError::DiskFull(_)
+            | LogError::Offline(_)
+            | LogError::DirectoryLocked(_) => 56,
         }
     }
 }

@@ -10,15 +10,18 @@
 mod checkpoint;
 mod config;
 mod error;
+pub mod fault_injection;
 mod log;
 mod log_manager;
 mod offset_index;
 pub mod producer_state;
 mod recovery;
 mod segment;
+mod storage_io;
 mod time_index;
 
 pub use config::{LogConfig, TimestampType};
 pub use error::LogError;
 pub use log::{AppendInfo, AppendOutcome, FlushTask, Log, ReadSlice, RecoveryReport};
 pub use log_manager::{BackgroundHandle, BackgroundOptions, LogManager};
+pub use storage_io::{StdIo, StorageIo};

@@ -22,7 +22,8 @@ use runnel_protocol::batch::{
 
 use crate::checkpoint::{self, LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE};
 use crate::producer_state::{ProducerEntry, ProducerStateManager, SequenceCheck};
-use crate::segment::Segment;
+use crate::segment::{Segment, SegmentMark};
+use crate::storage_io::{StdIo, StorageIo};
 use crate::{LogConfig, LogError, TimestampType};
 
 pub use crate::recovery::RecoveryReport;
@@ -90,6 +91,7 @@ impl AppendOutcome {
 /// log lock, then report with [`Log::mark_flushed`].
 #[derive(Debug, Clone)]
 pub struct FlushTask {
+    pub(crate) io: Arc<dyn StorageIo>,
     pub(crate) dir: PathBuf,
     pub(crate) files: Vec<Arc<File>>,
     pub(crate) up_to: Offset,
@@ -97,13 +99,28 @@ pub struct FlushTask {
 
 impl FlushTask {
     /// Fsyncs the files and the directory, then records the recovery point.
-    /// A failure must take the log offline ([`Log::mark_offline`]).
+    /// An error is a failed fsync and must take the log offline
+    /// ([`Log::mark_offline`]): after it the kernel may have dropped the
+    /// dirty pages, so retrying could report durability that is not there.
+    /// A recovery-point checkpoint that cannot be written is only logged:
+    /// the data is durable, and an older checkpoint merely makes the next
+    /// recovery validate more.
     pub fn run(&self) -> io::Result<()> {
         for file in &self.files {
-            file.sync_data()?;
+            self.io.sync_data(file)?;
         }
-        File::open(&self.dir)?.sync_all()?;
-        checkpoint::write_offset(&self.dir, RECOVERY_POINT_FILE, self.up_to.0, false)
+        self.io.sync_dir(&self.dir)?;
+        let written = checkpoint::write_offset(
+            &*self.io,
+            &self.dir,
+            RECOVERY_POINT_FILE,
+            self.up_to.0,
+            false,
+        );
+        if let Err(err) = written {
+            tracing::warn!(dir = %self.dir.display(), %err, "could not write the recovery point checkpoint");
+        }
+        Ok(())
     }
 
     /// The offset below which the log is durable once [`FlushTask::run`]
@@ -118,6 +135,8 @@ impl FlushTask {
 #[derive(Debug)]
 pub struct Log {
     pub(crate) dir: PathBuf,
+    /// Every change to the files goes through it.
+    pub(crate) io: Arc<dyn StorageIo>,
     pub(crate) config: LogConfig,
     /// Never empty; the last is the active segment.
     pub(crate) segments: Vec<Segment>,
@@ -140,7 +159,33 @@ impl Log {
         config: LogConfig,
         clean_shutdown: bool,
     ) -> Result<(Log, RecoveryReport), LogError> {
-        crate::recovery::open(dir, config, clean_shutdown, Timestamp::now())
+        crate::recovery::open(
+            dir,
+            config,
+            clean_shutdown,
+            Timestamp::now(),
+            StdIo::shared(),
+        )
+    }
+
+    /// [`Log::open`] with every file change going through `io` (a
+    /// [`crate::fault_injection::FaultyIo`] in tests).
+    pub fn open_with_io(
+        dir: &Path,
+        config: LogConfig,
+        clean_shutdown: bool,
+        io: Arc<dyn StorageIo>,
+    ) -> Result<(Log, RecoveryReport), LogError> {
+        crate::recovery::open(dir, config, clean_shutdown, Timestamp::now(), io)
+    }
+
+    /// The partition the log belongs to, as its directory is named
+    /// (`<topic>-<partition>`), for logging.
+    pub(crate) fn partition_name(&self) -> String {
+        self.dir.file_name().map_or_else(
+            || self.dir.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        )
     }
 
     fn check_online(&self) -> Result<(), LogError> {
@@ -150,16 +195,56 @@ impl Log {
         }
     }
 
-    /// Takes the log offline: every later append and read fails with
-    /// [`LogError::Offline`]. Called after a failed write or fsync.
+    /// Takes the log offline: every later append, read and flush fails
+    /// with [`LogError::Offline`] carrying `reason`. Called after a failed
+    /// fsync (by [`Log::flush`] itself, or by whoever ran a
+    /// [`FlushTask`]) or a write that could not be rolled back. Logged
+    /// once; the first reason is kept.
     pub fn mark_offline(&mut self, reason: String) {
-        tracing::error!(dir = %self.dir.display(), %reason, "taking log offline");
-        self.offline.get_or_insert(reason);
+        if self.offline.is_none() {
+            tracing::error!(partition = %self.partition_name(), %reason, "taking log offline");
+            self.offline = Some(reason);
+        }
+    }
+
+    /// Takes the log offline without reporting a failure (deleted or
+    /// closed).
+    pub(crate) fn retire(&mut self, reason: &str) {
+        self.offline.get_or_insert_with(|| reason.to_owned());
+    }
+
+    /// The reason the log is offline, if it is.
+    pub fn offline_reason(&self) -> Option<&str> {
+        self.offline.as_deref()
     }
 
     fn poison(&mut self, what: &str, err: io::Error) -> LogError {
         self.mark_offline(format!("{what} failed: {err}"));
-        LogError::Io(err)
+        self.check_online().err().unwrap_or(LogError::Io(err))
+    }
+
+    /// Undoes a write to the active segment that failed with `err`: cuts
+    /// the segment and its indexes back to `mark`, so the files hold
+    /// exactly what they held before. The log stays online and the error
+    /// is returned as [`LogError::DiskFull`] or [`LogError::Io`]. If the
+    /// cut itself fails, part of the write may remain on disk and the log
+    /// is taken offline (recovery at the next open removes the torn bytes).
+    ///
+    /// This departs from Kafka, which takes the log directory offline on any
+    /// write error: a rolled-back write leaves a known state, and the kernel
+    /// reports a failing device at fsync, which does poison the log.
+    fn undo_failed_write(&mut self, mark: &SegmentMark, what: &str, err: io::Error) -> LogError {
+        if let Err(undo) = self.active_mut().roll_back(mark) {
+            return self.poison(
+                what,
+                io::Error::new(
+                    undo.kind(),
+                    format!("{err}, and rolling the write back failed: {undo}"),
+                ),
+            );
+        }
+        tracing::warn!(partition = %self.partition_name(), %err, "{what} failed; rolled back");
+        LogError::from_write(err)
     }
 
     fn active(&self) -> &Segment {
@@ -172,13 +257,19 @@ impl Log {
         &mut self.segments[last]
     }
 
-    /// Appends one or more client batches.
+    /// Appends one or more client batches. All or nothing: on any error
+    /// the log (files, offsets, producer state) is as it was before.
     ///
     /// Each batch is re-validated (magic, length, CRC, `max.message.bytes`),
     /// idempotent sequences are checked, offsets are assigned in place from
     /// the log end offset (and `LogAppendTime` stamped when configured), the
     /// bytes are written to the active segment (rolled first by
     /// `segment.bytes`, `segment.ms` or a full index) and indexed.
+    ///
+    /// A failed write is rolled back: [`LogError::DiskFull`] on ENOSPC and
+    /// [`LogError::Io`] otherwise, the log staying online; a roll that
+    /// cannot create the new segment fails the same way, leaving the old
+    /// active segment in place, and is retried by the next append.
     ///
     /// ```text
     /// before: log_end_offset = 10
@@ -268,8 +359,9 @@ impl Log {
             self.roll(now)?;
         }
         let config = self.config.clone();
+        let mark = self.active().mark();
         if let Err(err) = self.active_mut().append(records, &batches, &config) {
-            return Err(self.poison("segment write", err));
+            return Err(self.undo_failed_write(&mark, "segment write", err));
         }
         self.producers.commit(changed);
         Ok(AppendOutcome::Appended(AppendInfo {
@@ -283,21 +375,32 @@ impl Log {
     /// Closes the active segment and starts a new one at the log end offset,
     /// snapshotting producer state there. Does nothing if the active segment
     /// is empty.
+    ///
+    /// If the new segment's files cannot be created (a full disk), those
+    /// created are removed and the old segment stays active; the final
+    /// time-index entry the old segment got is valid either way.
     pub(crate) fn roll(&mut self, now: Timestamp) -> Result<(), LogError> {
         if self.active().size() == 0 {
             return Ok(());
         }
+        let mark = self.active().mark();
         if let Err(err) = self.active_mut().seal() {
-            return Err(self.poison("time index write", err));
+            return Err(self.undo_failed_write(&mark, "time index write at roll", err));
         }
         let base = self.log_end_offset().0;
-        let segment = match Segment::create(&self.dir, base, now.0) {
+        let segment = match Segment::create(&self.dir, base, now.0, Arc::clone(&self.io)) {
             Ok(segment) => segment,
-            Err(err) => return Err(self.poison("segment creation", err)),
+            Err(err) => {
+                tracing::warn!(partition = %self.partition_name(), base, %err, "could not roll to a new segment");
+                return Err(LogError::from_write(err));
+            }
         };
         self.segments.push(segment);
-        if let Err(err) = self.producers.write_snapshot(&self.dir, base, false) {
-            tracing::warn!(dir = %self.dir.display(), %err, "producer state snapshot failed");
+        if let Err(err) = self
+            .producers
+            .write_snapshot(&*self.io, &self.dir, base, false)
+        {
+            tracing::warn!(partition = %self.partition_name(), %err, "producer state snapshot failed");
         }
         Ok(())
     }
@@ -455,8 +558,9 @@ impl Log {
             return Err(self.out_of_range(offset));
         }
         if offset.0 > self.log_start_offset {
+            checkpoint::write_offset(&*self.io, &self.dir, LOG_START_OFFSET_FILE, offset.0, true)
+                .map_err(LogError::from_write)?;
             self.log_start_offset = offset.0;
-            checkpoint::write_offset(&self.dir, LOG_START_OFFSET_FILE, offset.0, true)?;
             let below = self.segments[1..]
                 .iter()
                 .take_while(|s| s.base_offset() <= offset.0)
@@ -477,8 +581,9 @@ impl Log {
             .base_offset()
             .max(self.log_start_offset);
         if new_start != self.log_start_offset {
+            checkpoint::write_offset(&*self.io, &self.dir, LOG_START_OFFSET_FILE, new_start, true)
+                .map_err(LogError::from_write)?;
             self.log_start_offset = new_start;
-            checkpoint::write_offset(&self.dir, LOG_START_OFFSET_FILE, new_start, true)?;
         }
         for segment in self.segments.drain(..count) {
             segment.delete_files()?;
@@ -586,6 +691,7 @@ impl Log {
             .flat_map(Segment::files)
             .collect();
         Some(FlushTask {
+            io: Arc::clone(&self.io),
             dir: self.dir.clone(),
             files,
             up_to: Offset(log_end_offset),
@@ -593,7 +699,12 @@ impl Log {
     }
 
     /// Records that a [`FlushTask`] covering offsets below `up_to` succeeded.
+    /// Ignored once the log is offline: a flush that raced with a failed
+    /// one proves nothing.
     pub fn mark_flushed(&mut self, up_to: Offset) {
+        if self.offline.is_some() {
+            return;
+        }
         let up_to = up_to.0.min(self.log_end_offset().0);
         if up_to > self.recovery_point {
             self.recovery_point = up_to;
@@ -639,26 +750,32 @@ impl Log {
     /// offline ("closed").
     pub(crate) fn close_in_place(&mut self) -> Result<(), LogError> {
         self.check_online()?;
+        let mark = self.active().mark();
         if let Err(err) = self.active_mut().seal() {
-            return Err(self.poison("time index write", err));
+            return Err(self.undo_failed_write(&mark, "time index write at close", err));
         }
         for file in self.active().files() {
-            if let Err(err) = file.sync_data() {
+            if let Err(err) = self.io.sync_data(&file) {
                 return Err(self.poison("fsync", err));
             }
         }
         self.flush()?;
         let log_end_offset = self.log_end_offset().0;
         self.producers
-            .write_snapshot(&self.dir, log_end_offset, true)?;
+            .write_snapshot(&*self.io, &self.dir, log_end_offset, true)
+            .map_err(LogError::from_write)?;
         checkpoint::write_offset(
+            &*self.io,
             &self.dir,
             LOG_START_OFFSET_FILE,
             self.log_start_offset,
             true,
-        )?;
-        File::open(&self.dir)?.sync_all()?;
-        self.offline = Some("log closed".into());
+        )
+        .map_err(LogError::from_write)?;
+        if let Err(err) = self.io.sync_dir(&self.dir) {
+            return Err(self.poison("directory fsync", err));
+        }
+        self.retire("log closed");
         Ok(())
     }
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use parking_lot::{Condvar, Mutex, RwLock};
 use runnel_model::{PartitionId, Timestamp, TopicName, TopicPartition};
 
-use crate::{Log, LogConfig, LogError};
+use crate::{Log, LogConfig, LogError, StdIo, StorageIo};
 
 /// Marker written at the end of a clean shutdown; its presence at start
 /// lets logs skip recovery.
@@ -53,6 +53,7 @@ struct Stop {
 #[derive(Debug)]
 struct Inner {
     data_dir: PathBuf,
+    io: Arc<dyn StorageIo>,
     _lock: File,
     clean_shutdown: bool,
     logs: RwLock<HashMap<TopicPartition, Arc<Mutex<Log>>>>,
@@ -196,6 +197,12 @@ impl LogManager {
     /// [`LogError::DirectoryLocked`] if another process holds it), and reads
     /// and removes the clean-shutdown marker.
     pub fn open(data_dir: &Path) -> Result<LogManager, LogError> {
+        LogManager::open_with_io(data_dir, StdIo::shared())
+    }
+
+    /// [`LogManager::open`] with every log's file changes going through
+    /// `io` (a [`crate::fault_injection::FaultyIo`] in tests).
+    pub fn open_with_io(data_dir: &Path, io: Arc<dyn StorageIo>) -> Result<LogManager, LogError> {
         std::fs::create_dir_all(data_dir)?;
         let lock = File::options()
             .create(true)
@@ -220,6 +227,7 @@ impl LogManager {
         Ok(LogManager {
             inner: Arc::new(Inner {
                 data_dir: data_dir.to_path_buf(),
+                io,
                 _lock: lock,
                 clean_shutdown,
                 logs: RwLock::new(HashMap::new()),
@@ -285,15 +293,14 @@ impl LogManager {
             return Ok(Arc::clone(log));
         }
         let dir = self.inner.data_dir.join(tp.dir_name());
-        let (log, report) = Log::open(&dir, config, self.inner.clean_shutdown)?;
-        if report.truncated_bytes > 0
-            || report.rebuilt_indexes > 0
-            || report.stray_files_deleted > 0
-        {
-            tracing::warn!(partition = %tp, %report, "log recovered");
-        } else {
-            tracing::debug!(partition = %tp, %report, "log opened");
-        }
+        // Log::open itself warns about anything it repaired.
+        let (log, report) = Log::open_with_io(
+            &dir,
+            config,
+            self.inner.clean_shutdown,
+            Arc::clone(&self.inner.io),
+        )?;
+        tracing::debug!(partition = %tp, %report, "log opened");
         let log = Arc::new(Mutex::new(log));
         logs.insert(tp.clone(), Arc::clone(&log));
         Ok(log)
@@ -309,7 +316,7 @@ impl LogManager {
     pub fn delete(&self, tp: &TopicPartition) -> Result<(), LogError> {
         let removed = self.inner.logs.write().remove(tp);
         if let Some(log) = removed {
-            log.lock().mark_offline(format!("partition {tp} deleted"));
+            log.lock().retire("partition deleted");
         }
         let dir = self.inner.data_dir.join(tp.dir_name());
         if !dir.exists() {

@@ -6,10 +6,11 @@
 //! The file is plain appended entries (no preallocation), kept in memory.
 
 use std::fs::{File, OpenOptions};
-use std::io;
-use std::os::unix::fs::FileExt;
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+use crate::storage_io::StorageIo;
 
 /// Size of one offset-index entry.
 pub(crate) const OFFSET_ENTRY_LEN: usize = 8;
@@ -18,28 +19,47 @@ pub(crate) const OFFSET_ENTRY_LEN: usize = 8;
 pub(crate) struct OffsetIndex {
     path: PathBuf,
     file: Arc<File>,
+    io: Arc<dyn StorageIo>,
     entries: Vec<(u32, u32)>,
 }
 
 impl OffsetIndex {
-    /// Opens (or creates) the index at `path`. Returns the index and whether
-    /// its contents looked sane against a log of `log_size` bytes; an
-    /// insane index comes back empty, to be rebuilt.
-    pub(crate) fn open(path: &Path, log_size: u64) -> io::Result<(OffsetIndex, bool)> {
-        let existed = path.exists();
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)?;
-        let bytes = std::fs::read(path)?;
+    /// Creates an empty index at `path`, truncating any file there.
+    pub(crate) fn create(path: &Path, io: Arc<dyn StorageIo>) -> io::Result<OffsetIndex> {
+        let file = io.create(path)?;
+        Ok(OffsetIndex {
+            path: path.to_path_buf(),
+            file: Arc::new(file),
+            io,
+            entries: Vec::new(),
+        })
+    }
+
+    /// Opens the index at `path`. Returns the index and whether its
+    /// contents looked sane against a log of `log_size` bytes: whole
+    /// entries, both fields strictly growing, positions inside the log. An
+    /// insane or missing index comes back empty, to be rebuilt.
+    pub(crate) fn open(
+        path: &Path,
+        log_size: u64,
+        io: Arc<dyn StorageIo>,
+    ) -> io::Result<(OffsetIndex, bool)> {
+        let file = match OpenOptions::new().read(true).write(true).open(path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Ok((OffsetIndex::create(path, io)?, false));
+            }
+            Err(e) => return Err(e),
+        };
+        let mut bytes = Vec::new();
+        (&file).read_to_end(&mut bytes)?;
         let mut index = OffsetIndex {
             path: path.to_path_buf(),
             file: Arc::new(file),
+            io,
             entries: Vec::new(),
         };
-        let mut sane = existed && bytes.len() % OFFSET_ENTRY_LEN == 0;
+        let mut sane = bytes.len() % OFFSET_ENTRY_LEN == 0;
         if sane {
             for chunk in bytes.chunks_exact(OFFSET_ENTRY_LEN) {
                 let relative = u32::from_be_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
@@ -61,10 +81,23 @@ impl OffsetIndex {
         Ok((index, sane))
     }
 
+    /// Keeps only the first `count` entries, on disk too (undoing a failed
+    /// append).
+    pub(crate) fn truncate_entries(&mut self, count: usize) -> io::Result<()> {
+        self.entries.truncate(count);
+        self.io
+            .set_len(&self.file, (self.entries.len() * OFFSET_ENTRY_LEN) as u64)
+    }
+
+    /// Number of entries.
+    pub(crate) fn entry_count(&self) -> usize {
+        self.entries.len()
+    }
+
     /// Drops every entry, on disk too.
     pub(crate) fn reset(&mut self) -> io::Result<()> {
         self.entries.clear();
-        self.file.set_len(0)
+        self.io.set_len(&self.file, 0)
     }
 
     /// Appends an entry; `relative` and `position` must grow.
@@ -77,7 +110,7 @@ impl OffsetIndex {
         entry[..4].copy_from_slice(&relative.to_be_bytes());
         entry[4..].copy_from_slice(&position.to_be_bytes());
         let at = (self.entries.len() * OFFSET_ENTRY_LEN) as u64;
-        self.file.write_all_at(&entry, at)?;
+        self.io.write_all_at(&self.file, &entry, at)?;
         self.entries.push((relative, position));
         Ok(())
     }
@@ -116,19 +149,20 @@ impl OffsetIndex {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::storage_io::StdIo;
 
     #[test]
     fn lookup_finds_the_floor_entry() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("0.index");
-        let (mut index, _) = OffsetIndex::open(&path, 0).unwrap();
+        let (mut index, _) = OffsetIndex::open(&path, 0, StdIo::shared()).unwrap();
         index.append(10, 100).unwrap();
         index.append(20, 200).unwrap();
         assert_eq!(index.lookup(5), 0);
         assert_eq!(index.lookup(10), 100);
         assert_eq!(index.lookup(19), 100);
         assert_eq!(index.lookup(25), 200);
-        let (reopened, sane) = OffsetIndex::open(&path, 1000).unwrap();
+        let (reopened, sane) = OffsetIndex::open(&path, 1000, StdIo::shared()).unwrap();
         assert!(sane);
         assert_eq!(reopened.lookup(25), 200);
     }
@@ -137,9 +171,9 @@ mod tests {
     fn index_pointing_past_the_log_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("0.index");
-        let (mut index, _) = OffsetIndex::open(&path, 0).unwrap();
+        let (mut index, _) = OffsetIndex::open(&path, 0, StdIo::shared()).unwrap();
         index.append(10, 100).unwrap();
-        let (reopened, sane) = OffsetIndex::open(&path, 50).unwrap();
+        let (reopened, sane) = OffsetIndex::open(&path, 50, StdIo::shared()).unwrap();
         assert!(!sane);
         assert_eq!(reopened.size_bytes(), 0);
     }

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use runnel_protocol::batch::BatchHeader;
 
+use crate::storage_io::{replace_file, StorageIo};
 use crate::LogError;
 
 /// Batches remembered per producer, as Kafka (and `max.in.flight = 5`).
@@ -255,14 +256,15 @@ impl ProducerStateManager {
 
     /// Writes the snapshot for `offset` (write to a temporary file, then
     /// rename), and keeps only the newest `keep` snapshots.
-    pub(crate) fn write_snapshot(&self, dir: &Path, offset: i64, sync: bool) -> io::Result<()> {
-        let path = snapshot_path(dir, offset);
-        let tmp = path.with_extension("snapshot.tmp");
-        std::fs::write(&tmp, self.encode())?;
-        if sync {
-            std::fs::File::open(&tmp)?.sync_all()?;
-        }
-        std::fs::rename(&tmp, &path)?;
+    pub(crate) fn write_snapshot(
+        &self,
+        io: &dyn StorageIo,
+        dir: &Path,
+        offset: i64,
+        sync: bool,
+    ) -> io::Result<()> {
+        let name = format!("{offset:020}.{SNAPSHOT_SUFFIX}");
+        replace_file(io, dir, &name, &self.encode(), sync)?;
         let snapshots = list_snapshots(dir)?;
         let keep = 3;
         if snapshots.len() > keep {
@@ -272,11 +274,6 @@ impl ProducerStateManager {
         }
         Ok(())
     }
-}
-
-/// `<dir>/<20-digit offset>.snapshot`.
-pub(crate) fn snapshot_path(dir: &Path, offset: i64) -> PathBuf {
-    crate::segment::offset_file(dir, offset, SNAPSHOT_SUFFIX)
 }
 
 /// Snapshot files in `dir`, oldest first.

@@ -3,15 +3,20 @@
 //! idempotent producers' state.
 
 use std::fmt;
+use std::fs::File;
 use std::io;
+use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::sync::Arc;
 
 use runnel_model::Timestamp;
+use runnel_protocol::batch::{validate_batch, BatchHeader, BATCH_HEADER_LEN};
 
 use crate::checkpoint::{self, LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE};
 use crate::log::Log;
 use crate::producer_state::{list_snapshots, ProducerStateManager};
 use crate::segment::{offset_file, OpenMode, Segment, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
+use crate::storage_io::StorageIo;
 use crate::{LogConfig, LogError};
 
 /// What opening a log found and dropped.
@@ -37,13 +42,36 @@ pub struct RecoveryReport {
     pub stray_files_deleted: usize,
     /// Batches replayed to rebuild idempotent producer state.
     pub producer_batches_replayed: usize,
+    /// Segments whose file name was above their first batch's base offset
+    /// (their indexes would be wrong), renamed to that offset.
+    pub renamed_segments: usize,
+    /// Empty segment files before the last segment, deleted: they hold
+    /// nothing and would stop retention at them.
+    pub empty_segments_deleted: usize,
+    /// Producer state snapshots that could not be decoded, deleted (the
+    /// state is rebuilt from an older snapshot or the log instead).
+    pub snapshots_discarded: usize,
+}
+
+impl RecoveryReport {
+    /// Whether opening found anything to repair: a torn or corrupt tail,
+    /// indexes to rebuild, misnamed or empty segments, leftover files or
+    /// unreadable snapshots.
+    pub fn repaired_anything(&self) -> bool {
+        self.truncated_bytes > 0
+            || self.rebuilt_indexes > 0
+            || self.stray_files_deleted > 0
+            || self.renamed_segments > 0
+            || self.empty_segments_deleted > 0
+            || self.snapshots_discarded > 0
+    }
 }
 
 impl fmt::Display for RecoveryReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} segments ({} validated), truncated {} bytes, {} invalid batches, {} segments dropped, {} indexes rebuilt, {} stray files deleted, {} batches replayed for producer state",
+            "{} segments ({} validated), truncated {} bytes, {} invalid batches, {} segments dropped, {} indexes rebuilt, {} stray files deleted, {} segments renamed, {} empty segments deleted, {} snapshots discarded, {} batches replayed for producer state",
             self.segments,
             self.recovered_segments,
             self.truncated_bytes,
@@ -51,6 +79,9 @@ impl fmt::Display for RecoveryReport {
             self.dropped_segments,
             self.rebuilt_indexes,
             self.stray_files_deleted,
+            self.renamed_segments,
+            self.empty_segments_deleted,
+            self.snapshots_discarded,
             self.producer_batches_replayed
         )
     }
@@ -114,13 +145,70 @@ fn delete_segment_files(dir: &Path, base: i64) -> io::Result<u64> {
     Ok(size)
 }
 
+/// Largest first batch [`misnamed_segment_start`] reads to check its CRC.
+const MAX_RENAME_CHECK_BYTES: u64 = 128 * 1024 * 1024;
+
+/// If the segment file named `base` starts with a valid batch (CRC
+/// checked) whose base offset is not below `floor` (the previous segment's
+/// end) and the name is wrong in a way that matters, that batch's base
+/// offset. The name matters when it is above the first batch (offsets
+/// relative to it would be negative) or below `floor` (the segment would
+/// seem to overlap the previous one). A name below a first batch that is
+/// itself fine is only a gap and left alone.
+fn misnamed_segment_start(dir: &Path, base: i64, floor: i64) -> io::Result<Option<i64>> {
+    let file = File::open(offset_file(dir, base, LOG_SUFFIX))?;
+    let size = file.metadata()?.len();
+    if size < BATCH_HEADER_LEN as u64 {
+        return Ok(None);
+    }
+    let mut header = [0u8; BATCH_HEADER_LEN];
+    file.read_exact_at(&mut header, 0)?;
+    let Ok(header) = BatchHeader::parse(&header) else {
+        return Ok(None);
+    };
+    let total = header.total_len() as u64;
+    let misnamed = header.base_offset < base || base < floor;
+    if !misnamed
+        || header.base_offset == base
+        || header.base_offset < floor
+        || total > size.min(MAX_RENAME_CHECK_BYTES)
+    {
+        return Ok(None);
+    }
+    let mut batch = vec![0u8; total as usize];
+    file.read_exact_at(&mut batch, 0)?;
+    Ok(validate_batch(&batch, batch.len())
+        .ok()
+        .map(|_| header.base_offset))
+}
+
+/// Renames segment `from`'s `.log` to `to` (which must not exist) and
+/// deletes its indexes, to be rebuilt. Returns false if `to` is taken.
+fn rename_segment(dir: &Path, from: i64, to: i64) -> io::Result<bool> {
+    let target = offset_file(dir, to, LOG_SUFFIX);
+    if target.exists() {
+        return Ok(false);
+    }
+    std::fs::rename(offset_file(dir, from, LOG_SUFFIX), &target)?;
+    for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+        remove_if_exists(&offset_file(dir, from, suffix))?;
+        remove_if_exists(&offset_file(dir, to, suffix))?;
+    }
+    Ok(true)
+}
+
 pub(crate) fn open(
     dir: &Path,
     config: LogConfig,
     clean_shutdown: bool,
     now: Timestamp,
+    io: Arc<dyn StorageIo>,
 ) -> Result<(Log, RecoveryReport), LogError> {
     std::fs::create_dir_all(dir)?;
+    let partition = dir.file_name().map_or_else(
+        || dir.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
     let mut report = RecoveryReport::default();
     let bases = scan_dir(dir, &mut report)?;
     let checkpointed_start = checkpoint::read_offset(dir, LOG_START_OFFSET_FILE);
@@ -132,35 +220,59 @@ pub(crate) fn open(
 
     let mut segments: Vec<Segment> = Vec::new();
     let mut truncated = false;
-    for (i, &base) in bases.iter().enumerate() {
-        let follows = segments.last().is_none_or(|s| base >= s.next_offset());
-        if truncated || !follows {
-            report.truncated_bytes += delete_segment_files(dir, base)?;
+    for (i, &named_base) in bases.iter().enumerate() {
+        let floor = segments.last().map_or(0, Segment::next_offset);
+        let mut base = named_base;
+        let mut misnamed = false;
+        if !truncated {
+            if let Some(first) = misnamed_segment_start(dir, named_base, floor)? {
+                if rename_segment(dir, named_base, first)? {
+                    tracing::warn!(%partition, segment = named_base, first_offset = first, "segment not named after its first batch; renamed");
+                    report.renamed_segments += 1;
+                    base = first;
+                    misnamed = true;
+                }
+            }
+        }
+        if truncated || base < floor {
+            let bytes = delete_segment_files(dir, base)?;
+            tracing::warn!(%partition, segment = base, bytes, "dropping a segment after a truncation or overlapping the previous one");
+            report.truncated_bytes += bytes;
             report.dropped_segments += 1;
             truncated = true;
             continue;
         }
         let mode = match (recovery_point, bases.get(i + 1)) {
+            _ if misnamed => OpenMode::Recover,
             (None, _) => OpenMode::Trusted,
             (Some(point), Some(&next)) if next <= point => OpenMode::Trusted,
             (Some(_), _) => OpenMode::Recover,
         };
-        let (segment, outcome) = Segment::open(dir, base, mode, &config, now.0)?;
+        let (segment, outcome) = Segment::open(dir, base, mode, &config, now.0, Arc::clone(&io))?;
         report.segments += 1;
         if outcome.rebuilt_index {
             report.rebuilt_indexes += 1;
             report.recovered_segments += 1;
         }
         if outcome.truncated_bytes > 0 {
+            tracing::warn!(%partition, segment = base, bytes = outcome.truncated_bytes, kept_bytes = segment.size(), "truncated an invalid or torn segment tail");
             report.truncated_bytes += outcome.truncated_bytes;
             report.dropped_batches += 1;
             truncated = true;
+        }
+        let is_last = i + 1 == bases.len();
+        if segment.size() == 0 && !is_last && !truncated {
+            drop(segment);
+            delete_segment_files(dir, base)?;
+            report.segments -= 1;
+            report.empty_segments_deleted += 1;
+            continue;
         }
         segments.push(segment);
     }
     if segments.is_empty() {
         let base = checkpointed_start.unwrap_or(0);
-        segments.push(Segment::create(dir, base, now.0)?);
+        segments.push(Segment::create(dir, base, now.0, Arc::clone(&io))?);
     }
     let log_end_offset = segments.last().map_or(0, Segment::next_offset);
     let first_base = segments.first().map_or(0, Segment::base_offset);
@@ -174,6 +286,7 @@ pub(crate) fn open(
 
     let mut log = Log {
         dir: dir.to_path_buf(),
+        io,
         config,
         segments,
         log_start_offset,
@@ -182,13 +295,16 @@ pub(crate) fn open(
         producers: ProducerStateManager::default(),
         offline: None,
     };
-    report.producer_batches_replayed = restore_producer_state(&mut log)?;
+    restore_producer_state(&mut log, &mut report)?;
+    if report.repaired_anything() {
+        tracing::warn!(%partition, %report, "log recovered");
+    }
     Ok((log, report))
 }
 
 /// Loads the newest valid snapshot at or below the log end offset (deleting
 /// newer ones, left by a truncated log) and replays the batches after it.
-fn restore_producer_state(log: &mut Log) -> Result<usize, LogError> {
+fn restore_producer_state(log: &mut Log, report: &mut RecoveryReport) -> Result<(), LogError> {
     let log_end_offset = log.log_end_offset().0;
     let mut from = log.log_start_offset;
     let mut state = None;
@@ -205,7 +321,9 @@ fn restore_producer_state(log: &mut Log) -> Result<usize, LogError> {
                 state = Some(loaded);
                 from = offset;
             } else {
-                tracing::warn!(path = %path.display(), "ignoring unreadable producer state snapshot");
+                tracing::warn!(path = %path.display(), "deleting unreadable producer state snapshot");
+                remove_if_exists(&path)?;
+                report.snapshots_discarded += 1;
             }
         }
     }
@@ -228,5 +346,6 @@ fn restore_producer_state(log: &mut Log) -> Result<usize, LogError> {
         }
     }
     log.producers = state;
-    Ok(replayed)
+    report.producer_batches_replayed = replayed;
+    Ok(())
 }

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use runnel_protocol::batch::{BatchHeader, BATCH_HEADER_LEN, MIN_BATCH_LENGTH};
 
 use crate::offset_index::{OffsetIndex, OFFSET_ENTRY_LEN};
+use crate::storage_io::StorageIo;
 use crate::time_index::{TimeIndex, TIME_ENTRY_LEN};
 use crate::LogConfig;
 
@@ -45,11 +46,25 @@ pub(crate) enum OpenMode {
     Recover,
 }
 
+/// A segment's end and in-memory state at one moment ([`Segment::mark`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SegmentMark {
+    size: u64,
+    index_entries: usize,
+    time_index_entries: usize,
+    next_offset: i64,
+    max_timestamp: i64,
+    offset_of_max_timestamp: i64,
+    bytes_since_last_index: u64,
+    rolling_timestamp: Option<i64>,
+}
+
 #[derive(Debug)]
 pub(crate) struct Segment {
     base_offset: i64,
     log_path: PathBuf,
     log: Arc<File>,
+    io: Arc<dyn StorageIo>,
     size: u64,
     index: OffsetIndex,
     time_index: TimeIndex,
@@ -62,24 +77,45 @@ pub(crate) struct Segment {
 }
 
 impl Segment {
-    /// Creates an empty segment starting at `base_offset` (files truncated).
-    pub(crate) fn create(dir: &Path, base_offset: i64, now_ms: i64) -> io::Result<Segment> {
+    /// Creates an empty segment starting at `base_offset` (files
+    /// truncated). If any of its three files cannot be created, those
+    /// already created are removed again, so a failed roll leaves no half
+    /// segment behind.
+    pub(crate) fn create(
+        dir: &Path,
+        base_offset: i64,
+        now_ms: i64,
+        io: Arc<dyn StorageIo>,
+    ) -> io::Result<Segment> {
         let log_path = offset_file(dir, base_offset, LOG_SUFFIX);
-        let log = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&log_path)?;
-        let (mut index, _) = OffsetIndex::open(&offset_file(dir, base_offset, INDEX_SUFFIX), 0)?;
-        index.reset()?;
-        let (mut time_index, _) =
-            TimeIndex::open(&offset_file(dir, base_offset, TIME_INDEX_SUFFIX), 0)?;
-        time_index.reset()?;
+        let files = io.create(&log_path).and_then(|log| {
+            let index = OffsetIndex::create(
+                &offset_file(dir, base_offset, INDEX_SUFFIX),
+                Arc::clone(&io),
+            )?;
+            let time_index = TimeIndex::create(
+                &offset_file(dir, base_offset, TIME_INDEX_SUFFIX),
+                Arc::clone(&io),
+            )?;
+            Ok((log, index, time_index))
+        });
+        let (log, index, time_index) = match files {
+            Ok(files) => files,
+            Err(err) => {
+                for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+                    // Best effort: an empty leftover is harmless (the next
+                    // roll truncates it; recovery keeps it as an empty
+                    // active segment or deletes it).
+                    let _ = std::fs::remove_file(offset_file(dir, base_offset, suffix));
+                }
+                return Err(err);
+            }
+        };
         Ok(Segment {
             base_offset,
             log_path,
             log: Arc::new(log),
+            io,
             size: 0,
             index,
             time_index,
@@ -101,18 +137,26 @@ impl Segment {
         mode: OpenMode,
         config: &LogConfig,
         now_ms: i64,
+        io: Arc<dyn StorageIo>,
     ) -> io::Result<(Segment, ScanOutcome)> {
         let log_path = offset_file(dir, base_offset, LOG_SUFFIX);
         let log = OpenOptions::new().read(true).write(true).open(&log_path)?;
         let size = log.metadata()?.len();
-        let (index, index_sane) =
-            OffsetIndex::open(&offset_file(dir, base_offset, INDEX_SUFFIX), size)?;
-        let (time_index, time_sane) =
-            TimeIndex::open(&offset_file(dir, base_offset, TIME_INDEX_SUFFIX), u64::MAX)?;
+        let (index, index_sane) = OffsetIndex::open(
+            &offset_file(dir, base_offset, INDEX_SUFFIX),
+            size,
+            Arc::clone(&io),
+        )?;
+        let (time_index, time_sane) = TimeIndex::open(
+            &offset_file(dir, base_offset, TIME_INDEX_SUFFIX),
+            u64::MAX,
+            Arc::clone(&io),
+        )?;
         let mut segment = Segment {
             base_offset,
             log_path,
             log: Arc::new(log),
+            io,
             size,
             index,
             time_index,
@@ -140,6 +184,14 @@ impl Segment {
             self.offset_of_max_timestamp = self.base_offset + i64::from(relative);
         }
         self.next_offset = self.base_offset + i64::from(start_relative);
+        if self.index.last().is_some() {
+            // The last entry must point at the start of the batch it names;
+            // the walk below checks everything after it.
+            match self.check_batch_at(u64::from(start_position), false)? {
+                Some(header) if header.base_offset == self.next_offset => {}
+                _ => return Ok(false),
+            }
+        }
         let end = self.walk(u64::from(start_position), false, config, false)?;
         if end != self.size {
             return Ok(false);
@@ -171,7 +223,7 @@ impl Segment {
         let valid_end = self.walk(0, true, config, true)?;
         let truncated_bytes = self.size - valid_end;
         if truncated_bytes > 0 {
-            self.log.set_len(valid_end)?;
+            self.io.set_len(&self.log, valid_end)?;
             self.size = valid_end;
         }
         Ok(ScanOutcome {
@@ -205,7 +257,7 @@ impl Segment {
     /// length, offsets after the previous batch and within u32 of the base,
     /// and (if asked) the CRC. `None` if it is not a good batch.
     fn check_batch_at(&self, position: u64, check_crc: bool) -> io::Result<Option<BatchHeader>> {
-        if self.size - position < BATCH_HEADER_LEN as u64 {
+        if self.size.saturating_sub(position) < BATCH_HEADER_LEN as u64 {
             return Ok(None);
         }
         let header = self.read_header(position)?;
@@ -272,20 +324,53 @@ impl Segment {
     }
 
     /// Writes `buf` (whole batches whose headers are `batches`, with their
-    /// offsets assigned) at the end of the segment and indexes them.
+    /// offsets assigned) at the end of the segment and indexes them. On
+    /// error part of it may be on disk and in memory: undo with
+    /// [`Segment::roll_back`] to a [`Segment::mark`] taken before.
     pub(crate) fn append(
         &mut self,
         buf: &[u8],
         batches: &[(usize, BatchHeader)],
         config: &LogConfig,
     ) -> io::Result<()> {
-        self.log.write_all_at(buf, self.size)?;
+        self.io.write_all_at(&self.log, buf, self.size)?;
         let start = self.size;
         self.size += buf.len() as u64;
         for (at, header) in batches {
             self.register_batch(start + *at as u64, header, config, true)?;
         }
         Ok(())
+    }
+
+    /// The segment's current end, to return to if a write fails.
+    pub(crate) fn mark(&self) -> SegmentMark {
+        SegmentMark {
+            size: self.size,
+            index_entries: self.index.entry_count(),
+            time_index_entries: self.time_index.entry_count(),
+            next_offset: self.next_offset,
+            max_timestamp: self.max_timestamp,
+            offset_of_max_timestamp: self.offset_of_max_timestamp,
+            bytes_since_last_index: self.bytes_since_last_index,
+            rolling_timestamp: self.rolling_timestamp,
+        }
+    }
+
+    /// Cuts the `.log` file and both indexes back to `mark` and restores
+    /// the in-memory state, removing whatever a failed write left (a torn
+    /// batch, index entries for it). An error here means the files may
+    /// still hold part of the write: the caller must take the log offline.
+    pub(crate) fn roll_back(&mut self, mark: &SegmentMark) -> io::Result<()> {
+        debug_assert!(mark.size <= self.size);
+        self.size = mark.size;
+        self.next_offset = mark.next_offset;
+        self.max_timestamp = mark.max_timestamp;
+        self.offset_of_max_timestamp = mark.offset_of_max_timestamp;
+        self.bytes_since_last_index = mark.bytes_since_last_index;
+        self.rolling_timestamp = mark.rolling_timestamp;
+        self.index.truncate_entries(mark.index_entries)?;
+        self.time_index.truncate_entries(mark.time_index_entries)?;
+        self.io.set_len(&self.log, mark.size)
     }
 
     /// Reads the 61-byte header at `position`.

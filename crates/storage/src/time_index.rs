@@ -3,10 +3,11 @@
 //! records up to this offset"; timestamps strictly grow.
 
 use std::fs::{File, OpenOptions};
-use std::io;
-use std::os::unix::fs::FileExt;
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+use crate::storage_io::StorageIo;
 
 /// Size of one time-index entry.
 pub(crate) const TIME_ENTRY_LEN: usize = 12;
@@ -15,28 +16,47 @@ pub(crate) const TIME_ENTRY_LEN: usize = 12;
 pub(crate) struct TimeIndex {
     path: PathBuf,
     file: Arc<File>,
+    io: Arc<dyn StorageIo>,
     entries: Vec<(i64, u32)>,
 }
 
 impl TimeIndex {
-    /// Opens (or creates) the index; returns whether it looked sane for a
-    /// segment whose relative offsets stay below `max_relative`. An insane
-    /// index comes back empty, to be rebuilt.
-    pub(crate) fn open(path: &Path, max_relative: u64) -> io::Result<(TimeIndex, bool)> {
-        let existed = path.exists();
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)?;
-        let bytes = std::fs::read(path)?;
+    /// Creates an empty index at `path`, truncating any file there.
+    pub(crate) fn create(path: &Path, io: Arc<dyn StorageIo>) -> io::Result<TimeIndex> {
+        let file = io.create(path)?;
+        Ok(TimeIndex {
+            path: path.to_path_buf(),
+            file: Arc::new(file),
+            io,
+            entries: Vec::new(),
+        })
+    }
+
+    /// Opens the index at `path`; returns whether it looked sane for a
+    /// segment whose relative offsets stay below `max_relative`: whole
+    /// entries, timestamps strictly growing, offsets not going back. An
+    /// insane or missing index comes back empty, to be rebuilt.
+    pub(crate) fn open(
+        path: &Path,
+        max_relative: u64,
+        io: Arc<dyn StorageIo>,
+    ) -> io::Result<(TimeIndex, bool)> {
+        let file = match OpenOptions::new().read(true).write(true).open(path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Ok((TimeIndex::create(path, io)?, false));
+            }
+            Err(e) => return Err(e),
+        };
+        let mut bytes = Vec::new();
+        (&file).read_to_end(&mut bytes)?;
         let mut index = TimeIndex {
             path: path.to_path_buf(),
             file: Arc::new(file),
+            io,
             entries: Vec::new(),
         };
-        let mut sane = existed && bytes.len() % TIME_ENTRY_LEN == 0;
+        let mut sane = bytes.len() % TIME_ENTRY_LEN == 0;
         if sane {
             for chunk in bytes.chunks_exact(TIME_ENTRY_LEN) {
                 let mut ts = [0u8; 8];
@@ -60,10 +80,23 @@ impl TimeIndex {
         Ok((index, sane))
     }
 
+    /// Keeps only the first `count` entries, on disk too (undoing a failed
+    /// append).
+    pub(crate) fn truncate_entries(&mut self, count: usize) -> io::Result<()> {
+        self.entries.truncate(count);
+        self.io
+            .set_len(&self.file, (self.entries.len() * TIME_ENTRY_LEN) as u64)
+    }
+
+    /// Number of entries.
+    pub(crate) fn entry_count(&self) -> usize {
+        self.entries.len()
+    }
+
     /// Drops every entry, on disk too.
     pub(crate) fn reset(&mut self) -> io::Result<()> {
         self.entries.clear();
-        self.file.set_len(0)
+        self.io.set_len(&self.file, 0)
     }
 
     /// Appends `(timestamp, relative)` if `timestamp` is newer than the last
@@ -76,7 +109,7 @@ impl TimeIndex {
         entry[..8].copy_from_slice(&timestamp.to_be_bytes());
         entry[8..].copy_from_slice(&relative.to_be_bytes());
         let at = (self.entries.len() * TIME_ENTRY_LEN) as u64;
-        self.file.write_all_at(&entry, at)?;
+        self.io.write_all_at(&self.file, &entry, at)?;
         self.entries.push((timestamp, relative));
         Ok(())
     }
@@ -111,12 +144,13 @@ impl TimeIndex {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::storage_io::StdIo;
 
     #[test]
     fn keeps_only_growing_timestamps_and_finds_older_entries() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("0.timeindex");
-        let (mut index, _) = TimeIndex::open(&path, 0).unwrap();
+        let (mut index, _) = TimeIndex::open(&path, 0, StdIo::shared()).unwrap();
         index.maybe_append(100, 3).unwrap();
         index.maybe_append(90, 5).unwrap();
         index.maybe_append(200, 9).unwrap();
@@ -124,7 +158,7 @@ mod tests {
         assert_eq!(index.last_older_than(100), None);
         assert_eq!(index.last_older_than(101), Some(3));
         assert_eq!(index.last_older_than(1000), Some(9));
-        let (reopened, sane) = TimeIndex::open(&path, 10).unwrap();
+        let (reopened, sane) = TimeIndex::open(&path, 10, StdIo::shared()).unwrap();
         assert!(sane);
         assert_eq!(reopened.last(), Some((200, 9)));
     }
