@@ -7,6 +7,7 @@
 //! encoded (that is `runnel-protocol` and `kafka-protocol`).
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+mod allocator;
 mod broker;
 mod connection;
 mod handlers;
@@ -16,5 +17,6 @@ mod response;
 mod server;
 mod topics;
 
+pub use allocator::{ReservingAllocator, HUGE_BYTES};
 pub use handlers::supported_versions;
 pub use server::{RunningServer, Server};

@@ -10,6 +10,11 @@ use runnel_model::config::{BrokerConfig, ConfigSources};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+/// The broker binary's allocator, so that hostile requests meet the same
+/// defences here as in production.
+#[global_allocator]
+static ALLOCATOR: runnel_broker::ReservingAllocator = runnel_broker::ReservingAllocator;
+
 #[derive(Debug)]
 pub struct TestBroker {
     pub server: Option<RunningServer>,

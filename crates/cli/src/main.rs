@@ -6,6 +6,11 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use runnel_model::config::{BrokerConfig, ConfigSources};
 
+/// Survives decoders asked to reserve absurd capacities by a request; see
+/// `runnel_broker::ReservingAllocator`.
+#[global_allocator]
+static ALLOCATOR: runnel_broker::ReservingAllocator = runnel_broker::ReservingAllocator;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "runnel",

@@ -55,8 +55,10 @@ pub(crate) fn topic_config_entries(
 ) -> Vec<ConfigEntry> {
     let config = broker.config.read();
     let overrides = to_overrides(overrides);
+    // Deprecated names are accepted when set but, as in Kafka, not listed.
     topic_config_defs()
         .iter()
+        .filter(|def| !def.deprecated)
         .filter_map(|def| {
             let resolved = resolve_topic_config(def.name, &overrides, &config)?;
             Some(ConfigEntry {
@@ -222,7 +224,7 @@ fn apply_topic_changes(
     broker: &Broker,
     name: &str,
     changes: Vec<(String, Change)>,
-    replace_all: bool,
+    replace: Replace,
     validate_only: bool,
 ) -> Result<(), Failure> {
     let topic = broker.topics.get(name).ok_or_else(|| {
@@ -231,7 +233,7 @@ fn apply_topic_changes(
             format!("Topic '{name}' does not exist."),
         )
     })?;
-    let mut configs = if replace_all {
+    let mut configs = if replace == Replace::All {
         BTreeMap::new()
     } else {
         topic.configs.clone()
@@ -346,6 +348,32 @@ fn apply_broker_changes(
     Ok(())
 }
 
+/// Whether a change replaces every override of a topic (AlterConfigs) or
+/// only the configs it names (IncrementalAlterConfigs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Replace {
+    All,
+    Named,
+}
+
+fn apply_changes(
+    broker: &Broker,
+    resource_type: i8,
+    name: &str,
+    changes: Vec<(String, Change)>,
+    replace: Replace,
+    validate_only: bool,
+) -> Result<(), Failure> {
+    match resource_type {
+        RESOURCE_TOPIC => apply_topic_changes(broker, name, changes, replace, validate_only),
+        RESOURCE_BROKER => apply_broker_changes(broker, name, changes, validate_only),
+        other => Err((
+            ResponseError::InvalidRequest,
+            format!("Unsupported resource type {other}"),
+        )),
+    }
+}
+
 pub(crate) fn alter(ctx: &RequestContext, request: AlterConfigsRequest) -> AlterConfigsResponse {
     let broker = &ctx.broker;
     let responses = request
@@ -364,18 +392,14 @@ pub(crate) fn alter(ctx: &RequestContext, request: AlterConfigsRequest) -> Alter
                     (c.name.to_string(), change)
                 })
                 .collect();
-            let outcome = match resource.resource_type {
-                RESOURCE_TOPIC => {
-                    apply_topic_changes(broker, &name, changes, true, request.validate_only)
-                }
-                RESOURCE_BROKER => {
-                    apply_broker_changes(broker, &name, changes, request.validate_only)
-                }
-                other => Err((
-                    ResponseError::InvalidRequest,
-                    format!("Unsupported resource type {other}"),
-                )),
-            };
+            let outcome = apply_changes(
+                broker,
+                resource.resource_type,
+                &name,
+                changes,
+                Replace::All,
+                request.validate_only,
+            );
             let response = alter_configs_response::AlterConfigsResourceResponse::default()
                 .with_resource_type(resource.resource_type)
                 .with_resource_name(resource.resource_name);
@@ -428,18 +452,14 @@ pub(crate) fn incremental_alter(
             }
             let outcome = match invalid {
                 Some(failure) => Err(failure),
-                None => match resource.resource_type {
-                    RESOURCE_TOPIC => {
-                        apply_topic_changes(broker, &name, changes, false, request.validate_only)
-                    }
-                    RESOURCE_BROKER => {
-                        apply_broker_changes(broker, &name, changes, request.validate_only)
-                    }
-                    other => Err((
-                        ResponseError::InvalidRequest,
-                        format!("Unsupported resource type {other}"),
-                    )),
-                },
+                None => apply_changes(
+                    broker,
+                    resource.resource_type,
+                    &name,
+                    changes,
+                    Replace::Named,
+                    request.validate_only,
+                ),
             };
             let response =
                 incremental_alter_configs_response::AlterConfigsResourceResponse::default()

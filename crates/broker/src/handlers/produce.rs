@@ -11,7 +11,7 @@ use kafka_protocol::ResponseError;
 use runnel_model::config::{TimestampType, TopicSettings};
 use runnel_model::Timestamp;
 use runnel_protocol::batch::{
-    record_infos, validate_batch, BatchError, BatchHeader, BATCH_HEADER_LEN,
+    record_infos, validate_batch, BatchError, BatchHeader, BATCH_HEADER_LEN, MIN_BATCH_LENGTH,
 };
 use runnel_storage::{AppendInfo, AppendOutcome, LogError};
 
@@ -183,6 +183,12 @@ fn validate(settings: &TopicSettings, records: &[u8]) -> Result<(), Failure> {
         ));
     }
     let header = BatchHeader::parse(records).map_err(batch_failure)?;
+    if header.batch_length < MIN_BATCH_LENGTH {
+        return Err(Failure::new(
+            ResponseError::CorruptMessage,
+            format!("batch length {} is below the minimum", header.batch_length),
+        ));
+    }
     if header.total_len() < records.len() {
         return Err(Failure::new(
             ResponseError::InvalidRecord,
