@@ -314,3 +314,43 @@ async fn list_offsets_refuses_a_partition_named_twice() {
     assert_eq!(codes, vec![invalid, invalid, 0]);
     broker.stop().await;
 }
+
+#[tokio::test]
+async fn broker_fetch_max_bytes_caps_the_response() {
+    let broker = TestBroker::start(&[("fetch.max.bytes", "1024")]).await;
+    let mut client = broker.client().await;
+    create_topic(&mut client, "capped", 1).await;
+    let now = runnel_model::Timestamp::now().0;
+    let batch = BatchBuilder::default()
+        .value(now, &[7u8; 600])
+        .build()
+        .unwrap();
+    for _ in 0..4 {
+        let response: ProduceResponse = client
+            .call(
+                ApiKey::Produce,
+                9,
+                &produce_request("capped", 0, batch.clone()),
+            )
+            .await;
+        assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
+    }
+    let fetch = FetchRequest::default()
+        .with_max_wait_ms(0)
+        .with_max_bytes(1 << 20)
+        .with_session_epoch(-1)
+        .with_topics(vec![fetch_request::FetchTopic::default()
+            .with_topic(topic_name("capped"))
+            .with_partitions(vec![fetch_request::FetchPartition::default()
+                .with_partition(0)
+                .with_fetch_offset(0)
+                .with_partition_max_bytes(1 << 20)])]);
+    let response: FetchResponse = client.call(ApiKey::Fetch, 12, &fetch).await;
+    let records = response.responses[0].partitions[0].records.clone().unwrap();
+    assert_eq!(
+        records.len(),
+        batch.len(),
+        "one ~650-byte batch fits under 1024 bytes, two do not"
+    );
+    broker.stop().await;
+}

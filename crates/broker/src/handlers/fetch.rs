@@ -87,11 +87,9 @@ pub(crate) async fn handle(ctx: &RequestContext, request: FetchRequest) -> Respo
 fn read_partitions(ctx: &RequestContext, request: &FetchRequest) -> (Vec<TopicResult>, u64, bool) {
     let broker = &ctx.broker;
     let by_id = ctx.api_version >= 13;
-    let mut remaining = if request.max_bytes <= 0 {
-        0
-    } else {
-        request.max_bytes as u64
-    };
+    // The broker's fetch.max.bytes caps whatever the request asks for.
+    let broker_max = broker.config.read().fetch_max_bytes().max(0) as u64;
+    let mut remaining = (request.max_bytes.max(0) as u64).min(broker_max);
     let mut gathered = 0u64;
     let mut errors = false;
     let mut topics = Vec::with_capacity(request.topics.len());
