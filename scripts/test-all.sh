@@ -108,13 +108,18 @@ with zipfile.ZipFile(wheel) as z:
 EOF
         rm -rf "$download"
     fi
-    local source="$ROOT/compat/java/src/CompatDriver.java"
-    if [ -f "$classes/CompatDriver.class" ] && [ "$classes/CompatDriver.class" -nt "$source" ]; then
+    local sources=("$ROOT/compat/java/src/CompatDriver.java" "$ROOT/compat/java/src/CrashProducer.java")
+    local stale=0 source
+    for source in "${sources[@]}"; do
+        local class="$classes/$(basename "$source" .java).class"
+        [ -f "$class" ] && [ "$class" -nt "$source" ] || stale=1
+    done
+    if [ "$stale" -eq 0 ]; then
         echo "Java driver up to date"
         return 0
     fi
     rm -rf "$classes" && mkdir -p "$classes"
-    javac -Xlint:all -Werror -d "$classes" -cp "$lib/*" "$source"
+    javac -Xlint:all -Werror -d "$classes" -cp "$lib/*" "${sources[@]}"
 }
 
 build_runnel() {
