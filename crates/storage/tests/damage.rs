@@ -164,6 +164,32 @@ fn recovery_from_cut_at_every_byte() {
 }
 
 #[test]
+fn repairs_are_logged_as_warnings() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("payments-1");
+    let acked = build_log(&dir);
+    let last = files_with_ext(&dir, "log").pop().unwrap();
+    let mut bytes = std::fs::read(&last).unwrap();
+    bytes.extend_from_slice(&[0; 100]);
+    std::fs::write(&last, bytes).unwrap();
+
+    let ((log, report), logs) = capture_logs(|| open(&dir, false));
+    assert_eq!(report.truncated_bytes, 100);
+    assert!(logs.contains("WARN"), "{logs}");
+    assert!(
+        logs.contains("payments-1") && logs.contains("log recovered"),
+        "{logs}"
+    );
+    assert!(logs.contains("truncated 100 bytes"), "{logs}");
+    assert_eq!(read_all(&log), acked);
+    log.close().unwrap();
+
+    let ((_, report), logs) = capture_logs(|| open(&dir, true));
+    assert!(!report.repaired_anything(), "{report}");
+    assert!(logs.is_empty(), "a clean open logs nothing: {logs}");
+}
+
+#[test]
 fn garbage_tails_are_truncated() {
     let template = tempfile::tempdir().unwrap();
     let acked = build_log(template.path());

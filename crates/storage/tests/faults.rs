@@ -74,6 +74,27 @@ fn failed_fsync_takes_log_offline() {
 }
 
 #[test]
+fn going_offline_is_logged_once_naming_the_partition() {
+    let dir = tempfile::tempdir().unwrap();
+    let partition_dir = dir.path().join("orders-3");
+    let io = FaultyIo::new();
+    let mut log = open_faulty(&partition_dir, LogConfig::default(), &io);
+    append(&mut log, batch(1, 1, 1));
+    io.inject(Fault::sync_data().persistent());
+    let ((), logs) = capture_logs(|| {
+        assert!(log.flush().is_err());
+        assert!(log.flush().is_err());
+        log.mark_offline("a second failure".into());
+    });
+    assert_eq!(logs.matches("taking log offline").count(), 1, "{logs}");
+    assert!(
+        logs.contains("ERROR") && logs.contains("orders-3"),
+        "{logs}"
+    );
+    assert!(log.offline_reason().unwrap().contains("fsync"));
+}
+
+#[test]
 fn flush_task_that_raced_a_failed_fsync_does_not_mark_the_log_flushed() {
     let dir = tempfile::tempdir().unwrap();
     let io = FaultyIo::new();

@@ -90,3 +90,41 @@ pub fn segment_path(dir: &Path, base: i64, ext: &str) -> PathBuf {
 pub fn file_len(path: &Path) -> u64 {
     std::fs::metadata(path).unwrap().len()
 }
+
+/// Runs `f` and returns its result with the warnings and errors it logged
+/// on this thread. A process-wide subscriber is installed once (a
+/// thread-local one races with tests on other threads over tracing's
+/// callsite cache); it writes each event into its own thread's buffer.
+pub fn capture_logs<T>(f: impl FnOnce() -> T) -> (T, String) {
+    use std::cell::RefCell;
+    use std::sync::Once;
+
+    thread_local! {
+        static CAPTURED: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    }
+    struct ThreadBuffer;
+    impl std::io::Write for ThreadBuffer {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            CAPTURED.with(|c| c.borrow_mut().extend_from_slice(buf));
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(|| ThreadBuffer)
+            .with_ansi(false)
+            .with_max_level(tracing::Level::WARN)
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).unwrap();
+    });
+    CAPTURED.with(|c| c.borrow_mut().clear());
+    let result = f();
+    let text =
+        CAPTURED.with(|c| String::from_utf8_lossy(&c.borrow_mut().split_off(0)).into_owned());
+    (result, text)
+}
