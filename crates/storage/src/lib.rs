@@ -5,6 +5,11 @@
 //!
 //! This crate knows batches, offsets and files. It never sees requests or
 //! responses: the broker converts at its edge (see [`LogError::error_code`]).
+//!
+//! Every change to a file goes through [`StorageIo`], so tests can fail
+//! writes, fsyncs and creations ([`fault_injection::FaultyIo`]): a failed
+//! append is rolled back and the log stays online (a full disk is
+//! [`LogError::DiskFull`]); a failed fsync takes the log offline for good.
 #![deny(clippy::unwrap_used)]
 
 mod checkpoint;

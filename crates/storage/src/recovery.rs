@@ -197,6 +197,16 @@ fn rename_segment(dir: &Path, from: i64, to: i64) -> io::Result<bool> {
     Ok(true)
 }
 
+/// What every segment of one log is opened with.
+struct OpenContext<'a> {
+    dir: &'a Path,
+    /// The directory's name, `<topic>-<partition>`, for logging.
+    partition: String,
+    config: &'a LogConfig,
+    now_ms: i64,
+    io: &'a Arc<dyn StorageIo>,
+}
+
 pub(crate) fn open(
     dir: &Path,
     config: LogConfig,
@@ -205,10 +215,6 @@ pub(crate) fn open(
     io: Arc<dyn StorageIo>,
 ) -> Result<(Log, RecoveryReport), LogError> {
     std::fs::create_dir_all(dir)?;
-    let partition = dir.file_name().map_or_else(
-        || dir.display().to_string(),
-        |n| n.to_string_lossy().into_owned(),
-    );
     let mut report = RecoveryReport::default();
     let bases = scan_dir(dir, &mut report)?;
     let checkpointed_start = checkpoint::read_offset(dir, LOG_START_OFFSET_FILE);
@@ -217,59 +223,18 @@ pub(crate) fn open(
     } else {
         Some(checkpoint::read_offset(dir, RECOVERY_POINT_FILE).unwrap_or(0))
     };
-
-    let mut segments: Vec<Segment> = Vec::new();
-    let mut truncated = false;
-    for (i, &named_base) in bases.iter().enumerate() {
-        let floor = segments.last().map_or(0, Segment::next_offset);
-        let mut base = named_base;
-        let mut misnamed = false;
-        if !truncated {
-            if let Some(first) = misnamed_segment_start(dir, named_base, floor)? {
-                if rename_segment(dir, named_base, first)? {
-                    tracing::warn!(%partition, segment = named_base, first_offset = first, "segment not named after its first batch; renamed");
-                    report.renamed_segments += 1;
-                    base = first;
-                    misnamed = true;
-                }
-            }
-        }
-        if truncated || base < floor {
-            let bytes = delete_segment_files(dir, base)?;
-            tracing::warn!(%partition, segment = base, bytes, "dropping a segment after a truncation or overlapping the previous one");
-            report.truncated_bytes += bytes;
-            report.dropped_segments += 1;
-            truncated = true;
-            continue;
-        }
-        let mode = match (recovery_point, bases.get(i + 1)) {
-            _ if misnamed => OpenMode::Recover,
-            (None, _) => OpenMode::Trusted,
-            (Some(point), Some(&next)) if next <= point => OpenMode::Trusted,
-            (Some(_), _) => OpenMode::Recover,
-        };
-        let (segment, outcome) = Segment::open(dir, base, mode, &config, now.0, Arc::clone(&io))?;
-        report.segments += 1;
-        if outcome.rebuilt_index {
-            report.rebuilt_indexes += 1;
-            report.recovered_segments += 1;
-        }
-        if outcome.truncated_bytes > 0 {
-            tracing::warn!(%partition, segment = base, bytes = outcome.truncated_bytes, kept_bytes = segment.size(), "truncated an invalid or torn segment tail");
-            report.truncated_bytes += outcome.truncated_bytes;
-            report.dropped_batches += 1;
-            truncated = true;
-        }
-        let is_last = i + 1 == bases.len();
-        if segment.size() == 0 && !is_last && !truncated {
-            drop(segment);
-            delete_segment_files(dir, base)?;
-            report.segments -= 1;
-            report.empty_segments_deleted += 1;
-            continue;
-        }
-        segments.push(segment);
-    }
+    let context = OpenContext {
+        dir,
+        partition: dir.file_name().map_or_else(
+            || dir.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        ),
+        config: &config,
+        now_ms: now.0,
+        io: &io,
+    };
+    let mut segments = open_segments(&context, &bases, recovery_point, &mut report)?;
+    let partition = context.partition;
     if segments.is_empty() {
         let base = checkpointed_start.unwrap_or(0);
         segments.push(Segment::create(dir, base, now.0, Arc::clone(&io))?);
@@ -300,6 +265,79 @@ pub(crate) fn open(
         tracing::warn!(%partition, %report, "log recovered");
     }
     Ok((log, report))
+}
+
+/// Opens the segments named `bases` in order: renames misnamed ones,
+/// validates those past the recovery point (all of them without one),
+/// truncates at the first bad batch and deletes every segment after it,
+/// and deletes empty segments that are not the last.
+fn open_segments(
+    context: &OpenContext<'_>,
+    bases: &[i64],
+    recovery_point: Option<i64>,
+    report: &mut RecoveryReport,
+) -> Result<Vec<Segment>, LogError> {
+    let OpenContext { dir, partition, .. } = context;
+    let mut segments: Vec<Segment> = Vec::new();
+    let mut truncated = false;
+    for (i, &named_base) in bases.iter().enumerate() {
+        let floor = segments.last().map_or(0, Segment::next_offset);
+        let mut base = named_base;
+        let mut misnamed = false;
+        if !truncated {
+            if let Some(first) = misnamed_segment_start(dir, named_base, floor)? {
+                if rename_segment(dir, named_base, first)? {
+                    tracing::warn!(%partition, segment = named_base, first_offset = first, "segment not named after its first batch; renamed");
+                    report.renamed_segments += 1;
+                    base = first;
+                    misnamed = true;
+                }
+            }
+        }
+        if truncated || base < floor {
+            let bytes = delete_segment_files(dir, base)?;
+            tracing::warn!(%partition, segment = base, bytes, "dropping a segment after a truncation or overlapping the previous one");
+            report.truncated_bytes += bytes;
+            report.dropped_segments += 1;
+            truncated = true;
+            continue;
+        }
+        let mode = match (recovery_point, bases.get(i + 1)) {
+            _ if misnamed => OpenMode::Recover,
+            (None, _) => OpenMode::Trusted,
+            (Some(point), Some(&next)) if next <= point => OpenMode::Trusted,
+            (Some(_), _) => OpenMode::Recover,
+        };
+        let (segment, outcome) = Segment::open(
+            dir,
+            base,
+            mode,
+            context.config,
+            context.now_ms,
+            Arc::clone(context.io),
+        )?;
+        report.segments += 1;
+        if outcome.rebuilt_index {
+            report.rebuilt_indexes += 1;
+            report.recovered_segments += 1;
+        }
+        if outcome.truncated_bytes > 0 {
+            tracing::warn!(%partition, segment = base, bytes = outcome.truncated_bytes, kept_bytes = segment.size(), "truncated an invalid or torn segment tail");
+            report.truncated_bytes += outcome.truncated_bytes;
+            report.dropped_batches += 1;
+            truncated = true;
+        }
+        let is_last = i + 1 == bases.len();
+        if segment.size() == 0 && !is_last && !truncated {
+            drop(segment);
+            delete_segment_files(dir, base)?;
+            report.segments -= 1;
+            report.empty_segments_deleted += 1;
+            continue;
+        }
+        segments.push(segment);
+    }
+    Ok(segments)
 }
 
 /// Loads the newest valid snapshot at or below the log end offset (deleting
