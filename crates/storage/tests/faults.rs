@@ -306,6 +306,29 @@ fn enospc_during_roll_leaves_active_segment_intact() {
 }
 
 #[test]
+fn disk_full_writing_the_producer_snapshot_at_a_roll_does_not_fail_the_append() {
+    let dir = tempfile::tempdir().unwrap();
+    let io = FaultyIo::new();
+    let mut log = open_faulty(dir.path(), small_segments(), &io);
+    io.inject(Fault::write().on(".snapshot.tmp").short(5).enospc());
+    let mut acked = Vec::new();
+    for seq in 0..20 {
+        acked.push(append(&mut log, idempotent(3, 0, seq, 1)));
+    }
+    assert!(log.segment_count() >= 2);
+    assert_eq!(io.injected(), 1, "a roll wrote a snapshot");
+    assert!(!log.is_offline());
+    assert!(std::fs::read_dir(dir.path()).unwrap().all(|e| !e
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .ends_with(".tmp")));
+    assert_eq!(read_all(&log), acked);
+    drop(log);
+    assert_reopens_with(dir.path(), small_segments(), &acked);
+}
+
+#[test]
 fn failed_rollback_takes_log_offline_and_recovery_drops_the_torn_batch() {
     let dir = tempfile::tempdir().unwrap();
     let io = FaultyIo::new();
