@@ -9,6 +9,12 @@ use std::sync::OnceLock;
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::protocol::VersionRange;
 
+/// The broker binary's allocator, so that every target meets hostile input
+/// with the defences production has (kafka-protocol reserves array
+/// capacities read from the wire; see `runnel_broker::ReservingAllocator`).
+#[global_allocator]
+static ALLOCATOR: runnel_broker::ReservingAllocator = runnel_broker::ReservingAllocator;
+
 /// The version ranges the broker advertises, by api key. Produce is
 /// advertised from v0 although served from v3, so decoding against this
 /// table covers every version a client can reach the decoder with.

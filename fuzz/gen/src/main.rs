@@ -1,4 +1,4 @@
-//! Regenerates the seed corpus under `fuzz/corpus/` (run from `fuzz/`:
+//! Regenerates the seed corpus under `fuzz/corpus/` (run from `fuzz/gen/`:
 //! `cargo run --bin gen-corpus`). Every seed is built with Runnel's own
 //! encoders or kafka-protocol's, with fixed timestamps, so a rerun gives the
 //! same bytes.
@@ -38,7 +38,7 @@ const CODECS: [Compression; 5] = [
 ];
 
 fn main() -> Result<()> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus");
     let requests = request_seeds()?;
     let batches = batch_seeds()?;
     let segments = segment_seeds()?;
@@ -58,7 +58,28 @@ fn main() -> Result<()> {
         }
         println!("{target}: {} seeds, {total} bytes", seeds.len());
     }
+    let regressions = Path::new(env!("CARGO_MANIFEST_DIR")).join("../regressions/segment_recovery");
+    std::fs::create_dir_all(&regressions)?;
+    std::fs::write(
+        regressions.join("crc-valid-record-count-mismatch"),
+        record_count_mismatch()?,
+    )?;
     Ok(())
+}
+
+/// A one-batch segment whose header claims 5 records where it holds (and
+/// its last offset delta says) 1, with the CRC recomputed over the lie:
+/// recovery keeps it, `validate_batch` refuses it.
+fn record_count_mismatch() -> Result<Vec<u8>> {
+    let mut log = batch(Compression::None, &[b"one record"])?;
+    log[57..61].copy_from_slice(&5i32.to_be_bytes());
+    let crc = crc32c::crc32c(&log[21..]);
+    log[17..21].copy_from_slice(&crc.to_be_bytes());
+    Ok(SegmentInput {
+        log,
+        ..SegmentInput::default()
+    }
+    .encode())
 }
 
 fn topic(name: &'static str) -> TopicName {
