@@ -3,7 +3,8 @@
 #   kcat (Debian), a Python venv with the pinned clients (.venv), kafkajs (npm ci),
 #   the Java client jars (from PyPI) and its driver, then cargo fmt / clippy /
 #   nextest (the workspace, including the rdkafka compat crate) and pytest
-#   compat/python (confluent-kafka, kafka-python, kcat, Java, kafkajs).
+#   compat/python (confluent-kafka, kafka-python, kcat, Java, kafkajs, the
+#   SIGKILL crash test), and a bounded fuzzing run (scripts/fuzz-smoke.sh).
 # Idempotent: each install step is skipped when its result is already there.
 # `--install-only` stops after the install stages.
 # Exits non-zero when any stage failed; every stage runs regardless, so one run
@@ -155,6 +156,9 @@ run_nextest() {
     cargo nextest run --workspace --no-fail-fast 2>&1 | tee "$LOG_DIR/nextest.log"
 }
 run_stage "cargo nextest" run_nextest
+# Bounded fuzzing of the decoders over the checked-in corpus (docs/fuzzing.md
+# for longer runs).
+run_stage "fuzz smoke" env FUZZ_SECONDS="${FUZZ_SECONDS:-20}" bash scripts/fuzz-smoke.sh
 if [ "$python_ok" -eq 0 ]; then
     run_stage "pytest compat/python" run_pytest
 else
