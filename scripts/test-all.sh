@@ -171,9 +171,15 @@ echo "=== summary ($((SECONDS - TOTAL_START))s)"
 printf '%s\n' "${RESULTS[@]}"
 echo "stages: $PASSED passed, $FAILED failed"
 # Tests counted over both runners, as one closing line.
-count() { grep -oE "[0-9]+ $2" "$1" 2>/dev/null | tail -1 | grep -oE '^[0-9]+' || echo 0; }
-tests_passed=$(( $(count "$LOG_DIR/nextest.log" passed) + $(count "$LOG_DIR/pytest.log" passed) ))
-tests_failed=$(( $(count "$LOG_DIR/nextest.log" failed) + $(count "$LOG_DIR/pytest.log" failed) ))
+# Only the runners' own closing lines are read: test output may contain
+# anything (the crash test prints "failed=0").
+closing_nextest() { grep -E '^ *Summary \[' "$LOG_DIR/nextest.log" 2>/dev/null | tail -1; }
+closing_pytest() { grep -E '^=+ .*(passed|failed|error).* in [0-9.]+s' "$LOG_DIR/pytest.log" 2>/dev/null | tail -1; }
+count() { echo "$1" | grep -oE "[0-9]+ $2" | head -1 | grep -oE '^[0-9]+' || echo 0; }
+nextest_line="$(closing_nextest)"
+pytest_line="$(closing_pytest)"
+tests_passed=$(( $(count "$nextest_line" passed) + $(count "$pytest_line" passed) ))
+tests_failed=$(( $(count "$nextest_line" failed) + $(count "$pytest_line" failed) ))
 rm -rf "$LOG_DIR"
 echo "tests: $tests_passed passed, $tests_failed failed"
 [ "$FAILED" -eq 0 ]
