@@ -437,6 +437,86 @@ fn write_varlong(out: &mut Vec<u8>, value: i64) {
 /// records exactly fill the section, their count matches the header and
 /// offset deltas run 0, 1, 2, …
 pub fn record_infos(buf: &[u8], max_uncompressed: usize) -> Result<Vec<RecordInfo>, BatchError> {
+    let mut infos = Vec::new();
+    walk_records(buf, max_uncompressed, |info, _| {
+        infos.push(info);
+        Ok(())
+    })?;
+    Ok(infos)
+}
+
+/// One record decoded in full by [`decode_records`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Record {
+    /// Absolute offset.
+    pub offset: i64,
+    /// Timestamp as consumers see it.
+    pub timestamp: i64,
+    /// Key, none for a null key.
+    pub key: Option<Vec<u8>>,
+    /// Value, none for a tombstone.
+    pub value: Option<Vec<u8>>,
+    /// Headers in order: name, value (none for null).
+    pub headers: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+}
+
+/// Decodes every record of the batch filling `buf` (keys, values and
+/// headers), with the same checks as [`record_infos`].
+pub fn decode_records(buf: &[u8], max_uncompressed: usize) -> Result<Vec<Record>, BatchError> {
+    let mut records = Vec::new();
+    walk_records(buf, max_uncompressed, |info, rest| {
+        let mut p = 0;
+        let key = read_bytes(rest, &mut p)?;
+        let value = read_bytes(rest, &mut p)?;
+        let count = read_varlong(rest, &mut p)?;
+        let count = usize::try_from(count)
+            .map_err(|_| BatchError::CorruptRecord("negative header count".into()))?;
+        let mut headers = Vec::with_capacity(count.min(rest.len()));
+        for _ in 0..count {
+            let name = read_bytes(rest, &mut p)?
+                .ok_or_else(|| BatchError::CorruptRecord("null header name".into()))?;
+            headers.push((name, read_bytes(rest, &mut p)?));
+        }
+        if p != rest.len() {
+            return Err(BatchError::CorruptRecord(
+                "trailing bytes in a record".into(),
+            ));
+        }
+        records.push(Record {
+            offset: info.offset,
+            timestamp: info.timestamp,
+            key,
+            value,
+            headers,
+        });
+        Ok(())
+    })?;
+    Ok(records)
+}
+
+fn read_bytes(buf: &[u8], pos: &mut usize) -> Result<Option<Vec<u8>>, BatchError> {
+    let length = read_varlong(buf, pos)?;
+    if length < 0 {
+        return Ok(None);
+    }
+    let end = usize::try_from(length)
+        .ok()
+        .and_then(|len| pos.checked_add(len))
+        .filter(|&end| end <= buf.len())
+        .ok_or_else(|| BatchError::CorruptRecord("field overruns the record".into()))?;
+    let bytes = buf[*pos..end].to_vec();
+    *pos = end;
+    Ok(Some(bytes))
+}
+
+/// Walks the records of the batch filling `buf`, giving `visit` each
+/// record's offset and time and the bytes after its offset delta (key,
+/// value, headers).
+fn walk_records(
+    buf: &[u8],
+    max_uncompressed: usize,
+    mut visit: impl FnMut(RecordInfo, &[u8]) -> Result<(), BatchError>,
+) -> Result<(), BatchError> {
     let header = BatchHeader::parse(buf)?;
     if header.total_len() != buf.len() || header.batch_length < MIN_BATCH_LENGTH {
         return Err(BatchError::CorruptRecord("batch length mismatch".into()));
@@ -452,7 +532,7 @@ pub fn record_infos(buf: &[u8], max_uncompressed: usize) -> Result<Vec<RecordInf
     };
     let count = usize::try_from(header.records_count)
         .map_err(|_| BatchError::CorruptRecord("negative record count".into()))?;
-    let mut infos = Vec::with_capacity(count.min(records.len()));
+    let mut seen = 0usize;
     let mut pos = 0;
     while pos < records.len() {
         let length = read_varlong(records, &mut pos)?;
@@ -469,29 +549,31 @@ pub fn record_infos(buf: &[u8], max_uncompressed: usize) -> Result<Vec<RecordInf
         }
         let timestamp_delta = read_varlong(body, &mut p)?;
         let offset_delta = read_varlong(body, &mut p)?;
-        if offset_delta != infos.len() as i64 {
+        if offset_delta != seen as i64 {
             return Err(BatchError::InvalidRecord(format!(
-                "record {} has offset delta {offset_delta}",
-                infos.len()
+                "record {seen} has offset delta {offset_delta}"
             )));
         }
         let timestamp = match header.timestamp_type() {
             TimestampType::LogAppendTime => header.max_timestamp,
             TimestampType::CreateTime => header.base_timestamp.wrapping_add(timestamp_delta),
         };
-        infos.push(RecordInfo {
-            offset: header.base_offset.wrapping_add(offset_delta),
-            timestamp,
-        });
+        visit(
+            RecordInfo {
+                offset: header.base_offset.wrapping_add(offset_delta),
+                timestamp,
+            },
+            &body[p..],
+        )?;
+        seen += 1;
         pos = end;
     }
-    if infos.len() != count {
+    if seen != count {
         return Err(BatchError::InvalidRecord(format!(
-            "header counts {count} records, the batch holds {}",
-            infos.len()
+            "header counts {count} records, the batch holds {seen}"
         )));
     }
-    Ok(infos)
+    Ok(())
 }
 
 /// One record to encode with [`BatchBuilder`].
@@ -543,6 +625,16 @@ impl BatchBuilder {
             timestamp,
             key: None,
             value: Some(value.to_vec()),
+        });
+        self
+    }
+
+    /// Adds a record with a key and a value (none for a tombstone).
+    pub fn keyed(mut self, timestamp: i64, key: &[u8], value: Option<&[u8]>) -> Self {
+        self.records.push(RecordSpec {
+            timestamp,
+            key: Some(key.to_vec()),
+            value: value.map(<[u8]>::to_vec),
         });
         self
     }
@@ -650,6 +742,75 @@ mod tests {
         )
         .unwrap();
         buf.to_vec()
+    }
+
+    #[test]
+    fn decodes_keys_values_and_headers_written_by_kafka_protocol() {
+        let mut headers = kafka_protocol::indexmap::IndexMap::new();
+        headers.insert("h1".into(), Some(bytes::Bytes::from_static(b"v1")));
+        headers.insert("h2".into(), None);
+        let records: Vec<Record> = (0..3)
+            .map(|i| Record {
+                transactional: false,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: 0,
+                producer_id: 7,
+                producer_epoch: 1,
+                timestamp_type: KTimestampType::Creation,
+                offset: 40 + i,
+                sequence: i as i32,
+                timestamp: 1000 + i,
+                key: Some(bytes::Bytes::from(format!("k{i}"))),
+                value: (i != 1).then(|| bytes::Bytes::from(format!("v{i}"))),
+                headers: headers.clone(),
+            })
+            .collect();
+        let mut buf = BytesMut::new();
+        RecordBatchEncoder::encode(
+            &mut buf,
+            records.iter(),
+            &RecordEncodeOptions {
+                version: 2,
+                compression: KCompression::Lz4,
+            },
+        )
+        .unwrap();
+        let batches: Vec<_> = split_batches(&buf).map(Result::unwrap).collect();
+        assert_eq!(batches.len(), 1, "one batch expected");
+        let decoded = decode_records(&buf, 1 << 20).unwrap();
+        assert_eq!(decoded.len(), 3);
+        assert_eq!(decoded[1].offset, 41);
+        assert_eq!(decoded[1].timestamp, 1001);
+        assert_eq!(decoded[1].key.as_deref(), Some(&b"k1"[..]));
+        assert_eq!(decoded[1].value, None);
+        assert_eq!(decoded[2].value.as_deref(), Some(&b"v2"[..]));
+        assert_eq!(
+            decoded[0].headers,
+            vec![
+                (b"h1".to_vec(), Some(b"v1".to_vec())),
+                (b"h2".to_vec(), None)
+            ]
+        );
+        let infos = record_infos(&buf, 1 << 20).unwrap();
+        assert_eq!(
+            infos.iter().map(|i| i.offset).collect::<Vec<_>>(),
+            [40, 41, 42]
+        );
+    }
+
+    #[test]
+    fn builder_keys_and_tombstones_round_trip() {
+        let buf = BatchBuilder::default()
+            .keyed(5, b"a", Some(b"1"))
+            .keyed(6, b"b", None)
+            .build()
+            .unwrap();
+        let decoded = decode_records(&buf, 1 << 20).unwrap();
+        assert_eq!(decoded[0].key.as_deref(), Some(&b"a"[..]));
+        assert_eq!(decoded[0].value.as_deref(), Some(&b"1"[..]));
+        assert_eq!(decoded[1].value, None);
+        assert!(decoded.iter().all(|r| r.headers.is_empty()));
     }
 
     #[test]
@@ -817,6 +978,7 @@ mod tests {
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
             let _ = validate_batch(&bytes, 1 << 20);
             let _ = record_infos(&bytes, 1 << 20);
+            let _ = decode_records(&bytes, 1 << 20);
             for item in split_batches(&bytes) {
                 let _ = item;
             }
