@@ -1,0 +1,913 @@
+//! KIP-848 consumer groups driven through ConsumerGroupHeartbeat, with time
+//! passed in and clients that use exactly what their last response gave.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use kafka_protocol::messages::consumer_group_heartbeat_request::TopicPartitions;
+use kafka_protocol::messages::{
+    ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+use proptest::prelude::*;
+use runnel_group::assignor::{Partitions, TopicPartition};
+use runnel_group::consumer::{ConsumerConfig, ConsumerGroup, TopicMetadata};
+use uuid::Uuid;
+
+const REBALANCE_TIMEOUT_MS: i32 = 30_000;
+
+#[derive(Debug, Default)]
+struct Topics {
+    by_name: BTreeMap<String, (Uuid, i32)>,
+    next_id: u128,
+}
+
+impl Topics {
+    fn with(topics: &[(&str, i32)]) -> Topics {
+        let mut all = Topics::default();
+        for &(name, partitions) in topics {
+            all.create(name, partitions);
+        }
+        all
+    }
+
+    fn create(&mut self, name: &str, partitions: i32) {
+        self.next_id += 1;
+        self.by_name
+            .insert(name.to_owned(), (Uuid::from_u128(self.next_id), partitions));
+    }
+
+    fn resize(&mut self, name: &str, partitions: i32) {
+        if let Some(topic) = self.by_name.get_mut(name) {
+            topic.1 = partitions;
+        }
+    }
+
+    fn id(&self, name: &str) -> Uuid {
+        self.by_name[name].0
+    }
+
+    fn all_partitions(&self, names: &[&str]) -> Partitions {
+        names
+            .iter()
+            .flat_map(|name| {
+                let (id, count) = self.by_name[*name];
+                (0..count).map(move |p| TopicPartition::new(id, p))
+            })
+            .collect()
+    }
+}
+
+impl TopicMetadata for Topics {
+    fn topic_by_name(&self, name: &str) -> Option<(Uuid, i32)> {
+        self.by_name.get(name).copied()
+    }
+
+    fn topic_by_id(&self, id: Uuid) -> Option<(String, i32)> {
+        self.by_name
+            .iter()
+            .find(|(_, (topic_id, _))| *topic_id == id)
+            .map(|(name, (_, count))| (name.clone(), *count))
+    }
+
+    fn topic_names(&self) -> Vec<String> {
+        self.by_name.keys().cloned().collect()
+    }
+}
+
+/// A consumer that owns what its last response assigned it.
+#[derive(Debug, Clone)]
+struct Client {
+    epoch: i32,
+    owned: Partitions,
+    version: i16,
+}
+
+#[derive(Debug)]
+struct Harness {
+    group: ConsumerGroup,
+    cfg: ConsumerConfig,
+    topics: Topics,
+    now: i64,
+    clients: BTreeMap<String, Client>,
+}
+
+fn names(topics: &[&str]) -> Vec<TopicName> {
+    topics
+        .iter()
+        .map(|t| TopicName(StrBytes::from_string(t.to_string())))
+        .collect()
+}
+
+fn owned_field(owned: &Partitions) -> Vec<TopicPartitions> {
+    let mut by_topic: BTreeMap<Uuid, Vec<i32>> = BTreeMap::new();
+    for tp in owned {
+        by_topic.entry(tp.topic_id).or_default().push(tp.partition);
+    }
+    by_topic
+        .into_iter()
+        .map(|(topic_id, partitions)| {
+            let mut topic = TopicPartitions::default();
+            topic.topic_id = topic_id;
+            topic.partitions = partitions;
+            topic
+        })
+        .collect()
+}
+
+fn assignment_of(response: &ConsumerGroupHeartbeatResponse) -> Option<Partitions> {
+    response.assignment.as_ref().map(|assignment| {
+        assignment
+            .topic_partitions
+            .iter()
+            .flat_map(|tp| {
+                tp.partitions
+                    .iter()
+                    .map(|&p| TopicPartition::new(tp.topic_id, p))
+            })
+            .collect()
+    })
+}
+
+fn join_request(member_id: &str, topics: &[&str]) -> ConsumerGroupHeartbeatRequest {
+    let mut request = ConsumerGroupHeartbeatRequest::default();
+    request.member_id = StrBytes::from_string(member_id.to_owned());
+    request.member_epoch = 0;
+    request.rebalance_timeout_ms = REBALANCE_TIMEOUT_MS;
+    request.subscribed_topic_names = Some(names(topics));
+    request.topic_partitions = Some(Vec::new());
+    request
+}
+
+fn heartbeat_request(
+    member_id: &str,
+    epoch: i32,
+    owned: Option<&Partitions>,
+) -> ConsumerGroupHeartbeatRequest {
+    let mut request = ConsumerGroupHeartbeatRequest::default();
+    request.member_id = StrBytes::from_string(member_id.to_owned());
+    request.member_epoch = epoch;
+    request.topic_partitions = owned.map(owned_field);
+    request
+}
+
+fn error(response: &ConsumerGroupHeartbeatResponse) -> i16 {
+    response.error_code
+}
+
+impl Harness {
+    fn new(topics: Topics) -> Harness {
+        Harness {
+            group: ConsumerGroup::new("g".into()),
+            cfg: ConsumerConfig::default(),
+            topics,
+            now: 1_000,
+            clients: BTreeMap::new(),
+        }
+    }
+
+    /// Sends a request as-is, checks the group's invariants, returns the
+    /// response.
+    fn send(
+        &mut self,
+        version: i16,
+        request: &ConsumerGroupHeartbeatRequest,
+    ) -> ConsumerGroupHeartbeatResponse {
+        let fresh = format!("fresh-{}", self.now);
+        let response =
+            self.group
+                .heartbeat(self.now, &self.cfg, &self.topics, version, request, &fresh);
+        self.check_invariants();
+        response
+    }
+
+    /// Joins a member: v1 under `name`, v0 under the id the coordinator
+    /// gives. Returns the member id.
+    fn join(&mut self, name: &str, version: i16, topics: &[&str]) -> String {
+        let request = join_request(if version >= 1 { name } else { "" }, topics);
+        let response = self.send(version, &request);
+        assert_eq!(error(&response), 0, "{response:?}");
+        let member_id = response
+            .member_id
+            .as_ref()
+            .map(|id| id.to_string())
+            .unwrap_or_default();
+        assert!(!member_id.is_empty());
+        let client = Client {
+            epoch: 0,
+            owned: Partitions::new(),
+            version,
+        };
+        self.clients.insert(member_id.clone(), client);
+        self.apply(&member_id, &response);
+        member_id
+    }
+
+    fn apply(&mut self, member_id: &str, response: &ConsumerGroupHeartbeatResponse) {
+        let assignment = assignment_of(response);
+        let Some(client) = self.clients.get_mut(member_id) else {
+            return;
+        };
+        client.epoch = response.member_epoch;
+        if let Some(assignment) = assignment {
+            client.owned = assignment;
+        }
+        self.check_invariants();
+    }
+
+    /// A regular heartbeat reporting what the client owns.
+    fn heartbeat(&mut self, member_id: &str) -> ConsumerGroupHeartbeatResponse {
+        let client = self.clients[member_id].clone();
+        let request = heartbeat_request(member_id, client.epoch, Some(&client.owned));
+        let response = self.send(client.version, &request);
+        assert_eq!(error(&response), 0, "{response:?}");
+        self.apply(member_id, &response);
+        response
+    }
+
+    /// Every client heartbeats in turn until the group is Stable.
+    fn settle(&mut self) {
+        for _ in 0..10 {
+            let ids: Vec<String> = self.clients.keys().cloned().collect();
+            for id in ids {
+                self.heartbeat(&id);
+            }
+            if self.group.state_name() == "Stable" {
+                return;
+            }
+        }
+        panic!(
+            "group did not settle: {:?}",
+            self.group.describe(&self.topics)
+        );
+    }
+
+    fn leave(&mut self, member_id: &str, epoch: i32) -> ConsumerGroupHeartbeatResponse {
+        let client = self.clients.remove(member_id);
+        let version = client.map_or(1, |c| c.version);
+        let response = self.send(version, &heartbeat_request(member_id, epoch, None));
+        assert_eq!(error(&response), 0, "{response:?}");
+        response
+    }
+
+    fn tick(&mut self) {
+        self.group.tick(self.now, &self.cfg, &self.topics);
+        self.check_invariants();
+    }
+
+    /// No partition is held by two members, in the group's books or in
+    /// what the clients consume.
+    fn check_invariants(&self) {
+        let mut held = Partitions::new();
+        for id in self.group.member_ids() {
+            let assigned = self
+                .group
+                .member_assignment(&id)
+                .cloned()
+                .unwrap_or_default();
+            let pending = self
+                .group
+                .member_pending_revocation(&id)
+                .cloned()
+                .unwrap_or_default();
+            for tp in assigned.iter().chain(&pending) {
+                assert!(held.insert(*tp), "{tp:?} held by two members");
+            }
+        }
+        let mut consumed = Partitions::new();
+        for client in self.clients.values() {
+            for tp in &client.owned {
+                assert!(consumed.insert(*tp), "{tp:?} consumed by two clients");
+            }
+        }
+    }
+
+    fn owned(&self, member_id: &str) -> &Partitions {
+        &self.clients[member_id].owned
+    }
+
+    fn assert_complete(&self, topics: &[&str]) {
+        let all: Partitions = self
+            .clients
+            .values()
+            .flat_map(|c| c.owned.iter().copied())
+            .collect();
+        assert_eq!(all, self.topics.all_partitions(topics));
+    }
+}
+
+#[test]
+fn three_members_v0_and_v1_get_a_disjoint_complete_assignment() {
+    let mut h = Harness::new(Topics::with(&[("t", 6)]));
+    let a = h.join("a", 0, &["t"]);
+    assert_eq!(a, "fresh-1000", "v0 members get the coordinator's id");
+    let b = h.join("b", 1, &["t"]);
+    let c = h.join("c", 1, &["t"]);
+    assert_eq!(b, "b");
+    h.settle();
+    h.assert_complete(&["t"]);
+    for id in [&a, &b, &c] {
+        assert_eq!(h.owned(id).len(), 2);
+        assert_eq!(h.group.member_epoch(id), Some(h.group.group_epoch()));
+    }
+    assert_eq!(h.group.group_epoch(), 3);
+    assert_eq!(h.group.state_name(), "Stable");
+}
+
+#[test]
+fn a_joining_member_waits_for_revocation_before_taking_partitions() {
+    let mut h = Harness::new(Topics::with(&[("t", 6)]));
+    for name in ["a", "b", "c"] {
+        h.join(name, 1, &["t"]);
+    }
+    h.settle();
+    let before: BTreeMap<String, Partitions> = ["a", "b", "c"]
+        .iter()
+        .map(|id| (id.to_string(), h.owned(id).clone()))
+        .collect();
+
+    let d = h.join("d", 1, &["t"]);
+    // Everything d's target holds is still owned by someone: it gets nothing yet.
+    assert!(h.owned(&d).is_empty());
+    assert_eq!(h.group.state_name(), "Reconciling");
+    let target = h.group.member_target(&d).cloned().unwrap_or_default();
+    assert!(!target.is_empty());
+
+    // The old owners learn what to revoke; their epoch stays until they do.
+    let old_epoch = h.clients["a"].epoch;
+    for id in ["a", "b", "c"] {
+        let response = h.heartbeat(id);
+        let pending = h
+            .group
+            .member_pending_revocation(id)
+            .cloned()
+            .unwrap_or_default();
+        if !pending.is_empty() {
+            assert_eq!(response.member_epoch, old_epoch);
+            assert!(pending.is_subset(&before[id]));
+        }
+    }
+    // d still has nothing: nobody has confirmed a revocation.
+    h.heartbeat(&d);
+    assert!(h.owned(&d).is_empty());
+    h.settle();
+    h.assert_complete(&["t"]);
+    assert_eq!(h.owned(&d).len(), target.len());
+    let counts: BTreeSet<usize> = h.clients.values().map(|c| c.owned.len()).collect();
+    assert_eq!(counts, BTreeSet::from([1, 2]));
+    // Sticky: the old members kept only partitions they had.
+    for id in ["a", "b", "c"] {
+        assert!(h.owned(id).is_subset(&before[id]));
+    }
+}
+
+#[test]
+fn a_leave_reassigns_the_partitions_and_echoes_epoch_minus_one() {
+    let mut h = Harness::new(Topics::with(&[("t", 6)]));
+    for name in ["a", "b", "c"] {
+        h.join(name, 1, &["t"]);
+    }
+    h.settle();
+    let epoch = h.group.group_epoch();
+    let response = h.leave("b", -1);
+    assert_eq!(response.member_epoch, -1);
+    assert_eq!(response.member_id.as_deref(), Some("b"));
+    assert_eq!(h.group.group_epoch(), epoch + 1);
+    h.settle();
+    h.assert_complete(&["t"]);
+    assert_eq!(h.owned("a").len(), 3);
+    assert_eq!(h.owned("c").len(), 3);
+}
+
+#[test]
+fn session_expiry_removes_the_member_and_reassigns() {
+    let mut h = Harness::new(Topics::with(&[("t", 4)]));
+    h.join("a", 1, &["t"]);
+    h.join("b", 1, &["t"]);
+    h.settle();
+    let session = i64::from(h.cfg.session_timeout_ms);
+    // b goes silent; a keeps heartbeating.
+    h.clients.remove("b");
+    h.now += session / 2;
+    h.heartbeat("a");
+    assert_eq!(h.group.next_deadline(), Some(1_000 + session));
+    h.now = 1_000 + session - 1;
+    h.tick();
+    assert_eq!(h.group.member_ids().len(), 2);
+    h.now += 1;
+    h.tick();
+    assert_eq!(h.group.member_ids(), vec!["a".to_string()]);
+    h.settle();
+    h.assert_complete(&["t"]);
+    let response = h.send(1, &heartbeat_request("b", 1, None));
+    assert_eq!(error(&response), ResponseError::UnknownMemberId.code());
+}
+
+#[test]
+fn a_member_that_does_not_revoke_in_time_is_fenced() {
+    let mut h = Harness::new(Topics::with(&[("t", 4)]));
+    h.join("a", 1, &["t"]);
+    h.settle();
+    h.join("b", 1, &["t"]);
+    // a is told to revoke two partitions but never confirms.
+    let response = h.send(1, &heartbeat_request("a", h.clients["a"].epoch, None));
+    assert_eq!(error(&response), 0);
+    let pending = h
+        .group
+        .member_pending_revocation("a")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(pending.len(), 2);
+    let deadline = h.now + i64::from(REBALANCE_TIMEOUT_MS);
+    assert_eq!(h.group.next_deadline(), Some(deadline));
+    let epoch = h.group.group_epoch();
+    h.now = deadline;
+    h.tick();
+    assert_eq!(h.group.member_ids(), vec!["b".to_string()]);
+    assert_eq!(h.group.group_epoch(), epoch + 1);
+    h.clients.remove("a");
+    h.settle();
+    h.assert_complete(&["t"]);
+}
+
+fn static_join(member_id: &str, instance: &str, topics: &[&str]) -> ConsumerGroupHeartbeatRequest {
+    let mut request = join_request(member_id, topics);
+    request.instance_id = Some(StrBytes::from_string(instance.to_owned()));
+    request
+}
+
+#[test]
+fn a_static_member_rejoins_with_its_partitions_and_epoch() {
+    let mut h = Harness::new(Topics::with(&[("t", 6)]));
+    let response = h.send(1, &static_join("s1", "instance-1", &["t"]));
+    assert_eq!(error(&response), 0);
+    h.clients.insert(
+        "s1".into(),
+        Client {
+            epoch: 0,
+            owned: Partitions::new(),
+            version: 1,
+        },
+    );
+    h.apply("s1", &response);
+    h.join("b", 1, &["t"]);
+    h.join("c", 1, &["t"]);
+    h.settle();
+    let partitions = h.owned("s1").clone();
+    let epoch = h.group.group_epoch();
+    let others: Vec<(i32, Partitions)> = ["b", "c"]
+        .iter()
+        .map(|id| (h.clients[*id].epoch, h.owned(id).clone()))
+        .collect();
+
+    let response = h.leave("s1", -2);
+    assert_eq!(response.member_epoch, -2);
+    assert_eq!(
+        h.group.group_epoch(),
+        epoch,
+        "a temporary leave moves nothing"
+    );
+    // The same instance id is still taken by nobody active: a rejoin with a
+    // new member id takes over.
+    let response = h.send(1, &static_join("s1-again", "instance-1", &["t"]));
+    assert_eq!(error(&response), 0, "{response:?}");
+    assert_eq!(response.member_epoch, epoch);
+    assert_eq!(assignment_of(&response), Some(partitions));
+    assert_eq!(h.group.group_epoch(), epoch);
+    assert!(h.group.member_epoch("s1").is_none());
+    for (id, (old_epoch, old_owned)) in ["b", "c"].iter().zip(others) {
+        let response = h.heartbeat(id);
+        assert_eq!(response.member_epoch, old_epoch);
+        assert_eq!(h.owned(id), &old_owned);
+    }
+    assert_eq!(h.group.state_name(), "Stable");
+}
+
+#[test]
+fn a_static_member_that_stays_away_expires_after_its_session() {
+    let mut h = Harness::new(Topics::with(&[("t", 2)]));
+    let response = h.send(1, &static_join("s1", "instance-1", &["t"]));
+    assert_eq!(error(&response), 0);
+    h.join("b", 1, &["t"]);
+    let left_at = h.now;
+    h.leave("s1", -2);
+    h.now = left_at + i64::from(h.cfg.session_timeout_ms) - 1;
+    h.heartbeat("b");
+    h.tick();
+    assert_eq!(h.group.member_ids().len(), 2);
+    h.now += 1;
+    h.tick();
+    assert_eq!(h.group.member_ids(), vec!["b".to_string()]);
+    h.settle();
+    h.assert_complete(&["t"]);
+}
+
+#[test]
+fn an_instance_id_held_by_an_active_member_is_unreleased() {
+    let mut h = Harness::new(Topics::with(&[("t", 2)]));
+    assert_eq!(error(&h.send(1, &static_join("s1", "i", &["t"]))), 0);
+    let response = h.send(1, &static_join("s2", "i", &["t"]));
+    assert_eq!(error(&response), ResponseError::UnreleasedInstanceId.code());
+    // After a full leave the instance id is free.
+    let response = h.send(1, &heartbeat_request("s1", -1, None));
+    assert_eq!(error(&response), 0);
+    assert_eq!(error(&h.send(1, &static_join("s2", "i", &["t"]))), 0);
+}
+
+#[test]
+fn heartbeats_with_wrong_epochs_are_fenced() {
+    let mut h = Harness::new(Topics::with(&[("t", 4)]));
+    h.join("0", 1, &["t"]);
+    h.join("a", 1, &["t"]);
+    h.settle();
+    let epoch = h.clients["a"].epoch;
+    let owned = h.owned("a").clone();
+    let higher = h.send(1, &heartbeat_request("a", epoch + 1, None));
+    assert_eq!(error(&higher), ResponseError::FencedMemberEpoch.code());
+    // Move a to a newer epoch.
+    h.join("b", 1, &["t"]);
+    h.settle();
+    let new_epoch = h.clients["a"].epoch;
+    assert!(new_epoch > epoch);
+    // Its previous epoch with owned partitions inside its assignment is a
+    // lost response, tolerated.
+    let current = h.owned("a").clone();
+    let ok = h.send(1, &heartbeat_request("a", epoch, Some(&current)));
+    assert_eq!(error(&ok), 0, "{ok:?}");
+    assert_eq!(ok.member_epoch, new_epoch);
+    // But not if it claims partitions it no longer has.
+    assert!(!owned.is_subset(&current));
+    let stale = h.send(1, &heartbeat_request("a", epoch, Some(&owned)));
+    assert_eq!(error(&stale), ResponseError::FencedMemberEpoch.code());
+    // Nor an older epoch than the previous one.
+    assert!(epoch - 1 > 0);
+    let older = h.send(1, &heartbeat_request("a", epoch - 1, None));
+    assert_eq!(error(&older), ResponseError::FencedMemberEpoch.code());
+    let unknown = h.send(1, &heartbeat_request("nobody", 1, None));
+    assert_eq!(error(&unknown), ResponseError::UnknownMemberId.code());
+}
+
+#[test]
+fn more_partitions_in_a_subscribed_topic_bump_the_group_epoch() {
+    let mut h = Harness::new(Topics::with(&[("t", 2), ("other", 3)]));
+    h.join("a", 1, &["t"]);
+    h.join("b", 1, &["t"]);
+    h.settle();
+    let epoch = h.group.group_epoch();
+    h.topics.resize("other", 5);
+    h.tick();
+    assert_eq!(
+        h.group.group_epoch(),
+        epoch,
+        "unsubscribed topics do not matter"
+    );
+    h.topics.resize("t", 4);
+    h.heartbeat("a");
+    assert_eq!(h.group.group_epoch(), epoch + 1);
+    h.settle();
+    h.assert_complete(&["t"]);
+    // Found by tick as well.
+    h.topics.resize("t", 6);
+    h.tick();
+    assert_eq!(h.group.group_epoch(), epoch + 2);
+    h.settle();
+    h.assert_complete(&["t"]);
+    assert_eq!(h.owned("a").len(), 3);
+}
+
+#[test]
+fn a_topic_created_later_is_assigned_when_subscribed_by_name() {
+    let mut h = Harness::new(Topics::with(&[("t", 2)]));
+    h.join("a", 1, &["t", "later"]);
+    h.settle();
+    h.topics.create("later", 2);
+    h.tick();
+    h.settle();
+    h.assert_complete(&["t", "later"]);
+}
+
+fn regex_join(member_id: &str, regex: &str) -> ConsumerGroupHeartbeatRequest {
+    let mut request = join_request(member_id, &[]);
+    request.subscribed_topic_names = None;
+    request.subscribed_topic_regex = Some(StrBytes::from_string(regex.to_owned()));
+    request
+}
+
+#[test]
+fn a_regex_subscription_fully_matches_topic_names() {
+    let topics = Topics::with(&[
+        ("orders-eu", 2),
+        ("orders-us", 2),
+        ("my-orders-x", 3),
+        ("__consumer_offsets", 50),
+    ]);
+    let mut h = Harness::new(topics);
+    let response = h.send(1, &regex_join("a", "orders-.*"));
+    assert_eq!(error(&response), 0, "{response:?}");
+    h.clients.insert(
+        "a".into(),
+        Client {
+            epoch: 0,
+            owned: Partitions::new(),
+            version: 1,
+        },
+    );
+    h.apply("a", &response);
+    h.settle();
+    h.assert_complete(&["orders-eu", "orders-us"]);
+    assert_eq!(
+        h.group.subscribed_topics(),
+        BTreeSet::from(["orders-eu".to_string(), "orders-us".to_string()])
+    );
+    // A new matching topic is picked up.
+    let epoch = h.group.group_epoch();
+    h.topics.create("orders-jp", 1);
+    h.tick();
+    assert_eq!(h.group.group_epoch(), epoch + 1);
+    h.settle();
+    h.assert_complete(&["orders-eu", "orders-us", "orders-jp"]);
+    let described = h.group.describe(&h.topics);
+    assert_eq!(
+        described.members[0].subscribed_topic_regex.as_deref(),
+        Some("orders-.*")
+    );
+    // An internal topic never matches.
+    let response = h.send(1, &regex_join("b", "__.*"));
+    assert_eq!(error(&response), 0);
+    assert!(!h.group.subscribed_topics().contains("__consumer_offsets"));
+}
+
+#[test]
+fn an_invalid_regex_is_rejected() {
+    let mut h = Harness::new(Topics::with(&[("t", 1)]));
+    let response = h.send(1, &regex_join("a", "orders-(["));
+    assert_eq!(
+        error(&response),
+        ResponseError::InvalidRegularExpression.code()
+    );
+    assert!(h.group.is_empty());
+}
+
+#[test]
+fn joins_without_the_required_fields_are_invalid() {
+    let mut h = Harness::new(Topics::with(&[("t", 1)]));
+    let invalid = ResponseError::InvalidRequest.code();
+    assert_eq!(
+        error(&h.send(1, &join_request("", &["t"]))),
+        invalid,
+        "v1 needs a client id"
+    );
+    let mut no_timeout = join_request("a", &["t"]);
+    no_timeout.rebalance_timeout_ms = -1;
+    assert_eq!(error(&h.send(1, &no_timeout)), invalid);
+    let mut no_subscription = join_request("a", &["t"]);
+    no_subscription.subscribed_topic_names = None;
+    assert_eq!(error(&h.send(1, &no_subscription)), invalid);
+    let mut owns = join_request("a", &["t"]);
+    owns.topic_partitions = Some(owned_field(&h.topics.all_partitions(&["t"])));
+    assert_eq!(error(&h.send(1, &owns)), invalid);
+    let mut assignor = join_request("a", &["t"]);
+    assignor.server_assignor = Some(StrBytes::from_static_str("sticky"));
+    assert_eq!(
+        error(&h.send(1, &assignor)),
+        ResponseError::UnsupportedAssignor.code()
+    );
+    let response = h.send(1, &heartbeat_request("a", -3, None));
+    assert_eq!(error(&response), invalid);
+    assert!(h.group.is_empty());
+    assert_eq!(h.group.group_epoch(), 0);
+}
+
+#[test]
+fn a_full_group_refuses_new_members() {
+    let mut h = Harness::new(Topics::with(&[("t", 2)]));
+    h.cfg.max_size = 2;
+    h.join("a", 1, &["t"]);
+    h.join("b", 1, &["t"]);
+    let response = h.send(1, &join_request("c", &["t"]));
+    assert_eq!(error(&response), ResponseError::GroupMaxSizeReached.code());
+    // A member already in the group may rejoin.
+    assert_eq!(error(&h.send(1, &join_request("a", &["t"]))), 0);
+}
+
+#[test]
+fn the_range_assignor_is_used_when_asked_for() {
+    let mut h = Harness::new(Topics::with(&[("t", 5)]));
+    let mut request = join_request("a", &["t"]);
+    request.server_assignor = Some(StrBytes::from_static_str("range"));
+    let response = h.send(1, &request);
+    assert_eq!(error(&response), 0);
+    h.clients.insert(
+        "a".into(),
+        Client {
+            epoch: 0,
+            owned: Partitions::new(),
+            version: 1,
+        },
+    );
+    h.apply("a", &response);
+    h.join("b", 1, &["t"]);
+    h.settle();
+    let t = h.topics.id("t");
+    let range =
+        |r: std::ops::Range<i32>| r.map(|p| TopicPartition::new(t, p)).collect::<Partitions>();
+    assert_eq!(h.owned("a"), &range(0..3));
+    assert_eq!(h.owned("b"), &range(3..5));
+    assert_eq!(h.group.describe(&h.topics).assignor_name.as_str(), "range");
+}
+
+#[test]
+fn the_assignment_is_sent_only_when_it_changed() {
+    let mut h = Harness::new(Topics::with(&[("t", 2)]));
+    h.join("a", 1, &["t"]);
+    h.settle();
+    let epoch = h.clients["a"].epoch;
+    let quiet = h.send(1, &heartbeat_request("a", epoch, None));
+    assert_eq!(error(&quiet), 0);
+    assert!(quiet.assignment.is_none());
+    assert_eq!(quiet.heartbeat_interval_ms, h.cfg.heartbeat_interval_ms);
+    // A client reporting something else is told its assignment again.
+    let response = h.send(1, &heartbeat_request("a", epoch, Some(&Partitions::new())));
+    assert_eq!(assignment_of(&response).map(|a| a.len()), Some(2));
+}
+
+#[test]
+fn offset_commits_follow_the_member_epoch() {
+    let mut h = Harness::new(Topics::with(&[("t", 2)]));
+    assert_eq!(h.group.validate_offset_commit("", -1, 9), Ok(()));
+    h.join("a", 1, &["t"]);
+    h.settle();
+    let epoch = h.clients["a"].epoch;
+    assert_eq!(h.group.validate_offset_commit("a", epoch, 9), Ok(()));
+    assert_eq!(
+        h.group.validate_offset_commit("", -1, 9),
+        Err(ResponseError::UnknownMemberId.code())
+    );
+    assert_eq!(
+        h.group.validate_offset_commit("x", epoch, 9),
+        Err(ResponseError::UnknownMemberId.code())
+    );
+    assert_eq!(
+        h.group.validate_offset_commit("a", epoch, 8),
+        Err(ResponseError::UnsupportedVersion.code())
+    );
+    assert_eq!(
+        h.group.validate_offset_commit("a", epoch + 1, 9),
+        Err(ResponseError::FencedMemberEpoch.code())
+    );
+    assert_eq!(
+        h.group.validate_offset_commit("a", epoch - 1, 9),
+        Err(ResponseError::StaleMemberEpoch.code())
+    );
+    assert_eq!(h.group.validate_offset_fetch("", -1), Ok(()));
+    assert_eq!(h.group.validate_offset_fetch("a", epoch), Ok(()));
+    assert_eq!(
+        h.group.validate_offset_fetch("a", epoch - 1),
+        Err(ResponseError::StaleMemberEpoch.code())
+    );
+    assert_eq!(
+        h.group.validate_offset_fetch("x", epoch),
+        Err(ResponseError::UnknownMemberId.code())
+    );
+}
+
+#[test]
+fn describe_shows_members_assignments_and_targets() {
+    let mut h = Harness::new(Topics::with(&[("t", 3)]));
+    let mut request = join_request("a", &["t"]);
+    request.rack_id = Some(StrBytes::from_static_str("rack-1"));
+    let response = h.send(1, &request);
+    assert_eq!(error(&response), 0);
+    h.group.set_client("a", "client-a", "/10.0.0.1");
+    let described = h.group.describe(&h.topics);
+    assert_eq!(described.group_id.as_str(), "g");
+    assert_eq!(described.group_state.as_str(), "Stable");
+    assert_eq!(described.group_epoch, 1);
+    assert_eq!(described.assignment_epoch, 1);
+    assert_eq!(described.assignor_name.as_str(), "uniform");
+    let member = &described.members[0];
+    assert_eq!(member.member_id.as_str(), "a");
+    assert_eq!(member.rack_id.as_deref(), Some("rack-1"));
+    assert_eq!(member.client_id.as_str(), "client-a");
+    assert_eq!(member.client_host.as_str(), "/10.0.0.1");
+    assert_eq!(member.member_epoch, 1);
+    assert_eq!(member.member_type, 1);
+    assert_eq!(member.subscribed_topic_names.len(), 1);
+    assert_eq!(
+        member.assignment.topic_partitions[0].topic_name.as_str(),
+        "t"
+    );
+    assert_eq!(
+        member.assignment.topic_partitions[0].partitions,
+        vec![0, 1, 2]
+    );
+    assert_eq!(member.target_assignment, member.assignment);
+    assert_eq!(h.group.describe_at(&h.topics, 0).members[0].member_type, -1);
+
+    h.group.shut_down();
+    assert_eq!(h.group.state_name(), "Dead");
+    let response = h.send(1, &heartbeat_request("a", 1, None));
+    assert_eq!(error(&response), ResponseError::NotCoordinator.code());
+    assert_eq!(h.group.next_deadline(), None);
+}
+
+#[test]
+fn an_empty_group_has_no_deadline_and_is_empty() {
+    let mut h = Harness::new(Topics::with(&[("t", 1)]));
+    assert!(h.group.is_empty());
+    assert_eq!(h.group.state_name(), "Empty");
+    assert_eq!(h.group.next_deadline(), None);
+    h.join("a", 1, &["t"]);
+    h.leave("a", -1);
+    assert_eq!(h.group.state_name(), "Empty");
+    assert_eq!(h.group.group_epoch(), 2);
+}
+
+#[derive(Debug, Clone)]
+enum Step {
+    Join(u8),
+    Leave(u8),
+    Heartbeat(u8),
+    /// Heartbeat without reporting owned partitions.
+    Quiet(u8),
+    Advance(u16),
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        (0u8..6).prop_map(Step::Join),
+        (0u8..6).prop_map(Step::Leave),
+        (0u8..6).prop_map(Step::Heartbeat),
+        (0u8..6).prop_map(Step::Heartbeat),
+        (0u8..6).prop_map(Step::Quiet),
+        (0u16..20_000).prop_map(Step::Advance),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn no_partition_ever_has_two_owners(steps in proptest::collection::vec(step(), 1..60)) {
+        let mut h = Harness::new(Topics::with(&[("t", 7), ("u", 3)]));
+        for step in steps {
+            match step {
+                Step::Join(n) => {
+                    let name = format!("m{n}");
+                    if !h.clients.contains_key(&name) {
+                        let topics: &[&str] = if n % 2 == 0 { &["t", "u"] } else { &["t"] };
+                        h.join(&name, 1, topics);
+                    }
+                }
+                Step::Leave(n) => {
+                    let name = format!("m{n}");
+                    if h.clients.contains_key(&name) && h.group.member_epoch(&name).is_some() {
+                        h.leave(&name, -1);
+                    }
+                }
+                Step::Heartbeat(n) | Step::Quiet(n) => {
+                    let name = format!("m{n}");
+                    let Some(client) = h.clients.get(&name).cloned() else { continue };
+                    let owned = matches!(step, Step::Heartbeat(_)).then_some(&client.owned);
+                    let response = h.send(1, &heartbeat_request(&name, client.epoch, owned));
+                    if response.error_code == 0 {
+                        h.apply(&name, &response);
+                    } else {
+                        // Fenced or expired: the client drops everything and rejoins.
+                        h.clients.remove(&name);
+                    }
+                }
+                Step::Advance(ms) => {
+                    h.now += i64::from(ms);
+                    h.tick();
+                    // Clients the group dropped give up their partitions.
+                    let gone: Vec<String> = h
+                        .clients
+                        .keys()
+                        .filter(|id| h.group.member_epoch(id).is_none())
+                        .cloned()
+                        .collect();
+                    for id in gone {
+                        h.clients.remove(&id);
+                    }
+                }
+            }
+        }
+        // Members whose clients gave up expire while the rest heartbeat.
+        let half_session = i64::from(h.cfg.session_timeout_ms) / 2;
+        for _ in 0..3 {
+            let ids: Vec<String> = h.clients.keys().cloned().collect();
+            for id in ids {
+                h.heartbeat(&id);
+            }
+            h.now += half_session;
+            h.tick();
+        }
+        if !h.clients.is_empty() {
+            h.settle();
+            let subscribed = h.group.subscribed_topics();
+            let topics: Vec<&str> = subscribed.iter().map(String::as_str).collect();
+            h.assert_complete(&topics);
+        }
+    }
+}
