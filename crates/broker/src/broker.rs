@@ -13,6 +13,7 @@ use runnel_storage::{LogConfig, LogManager, TimestampType};
 use tokio::sync::watch;
 use uuid::Uuid;
 
+use crate::groups::GroupCoordinator;
 use crate::partition::Partition;
 use crate::producer_ids::ProducerIdAllocator;
 use crate::topics::{Topic, TopicRecord, Topics};
@@ -42,6 +43,8 @@ pub(crate) struct Broker {
     pub logs: LogManager,
     pub topics: Topics,
     pub producer_ids: ProducerIdAllocator,
+    /// Consumer groups and committed offsets.
+    pub groups: GroupCoordinator,
     /// Bumped after every append; long-polling fetches wait on it.
     appended: watch::Sender<u64>,
     pub data_dir: PathBuf,
@@ -72,10 +75,12 @@ impl Broker {
             topics: Topics::new(&data_dir),
             logs,
             producer_ids,
+            groups: GroupCoordinator::default(),
             appended: watch::Sender::new(0),
             data_dir,
         };
         broker.load_topics()?;
+        broker.groups.load_existing(&broker)?;
         Ok(broker)
     }
 

@@ -49,6 +49,10 @@ pub(crate) struct RequestContext {
     pub broker: Arc<Broker>,
     pub api_version: i16,
     pub correlation_id: i32,
+    /// The request header's client id ("" when absent).
+    pub client_id: String,
+    /// The client's address.
+    pub peer: SocketAddr,
 }
 
 /// The bytes of request frames all connections may hold at once
@@ -286,6 +290,12 @@ impl Connection {
                     broker: self.broker.clone(),
                     api_version: header.request_api_version,
                     correlation_id: header.correlation_id,
+                    client_id: header
+                        .client_id
+                        .as_ref()
+                        .map(|c| c.to_string())
+                        .unwrap_or_default(),
+                    peer: self.peer,
                 };
                 tracing::trace!(peer = %self.peer, ?api_key, version = ctx.api_version, "request");
                 handlers::handle(&ctx, api_key, body).await

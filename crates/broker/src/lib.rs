@@ -10,6 +10,7 @@
 mod allocator;
 mod broker;
 mod connection;
+mod groups;
 mod handlers;
 mod partition;
 mod producer_ids;

@@ -33,6 +33,7 @@ pub struct RunningServer {
     broker: Arc<Broker>,
     stop: watch::Sender<bool>,
     accept_task: tokio::task::JoinHandle<()>,
+    group_timers: tokio::task::JoinHandle<()>,
     background: runnel_storage::BackgroundHandle,
 }
 
@@ -78,6 +79,7 @@ impl Server {
                 retention_check_interval_ms: retention_check_interval_ms.max(10) as u64,
             });
         let (stop, stop_rx) = watch::channel(false);
+        let group_timers = tokio::spawn(crate::groups::run_timers(broker.clone(), stop_rx.clone()));
         let accept_task = tokio::spawn(accept_loop(
             listener,
             broker.clone(),
@@ -90,6 +92,7 @@ impl Server {
             broker,
             stop,
             accept_task,
+            group_timers,
             background,
         })
     }
@@ -106,6 +109,8 @@ impl RunningServer {
     pub async fn shutdown(self) -> anyhow::Result<()> {
         let _ = self.stop.send(true);
         let _ = self.accept_task.await;
+        let _ = self.group_timers.await;
+        self.broker.groups.shutdown();
         let broker = self.broker;
         let background = self.background;
         tokio::task::spawn_blocking(move || {

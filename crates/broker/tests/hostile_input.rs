@@ -442,7 +442,7 @@ async fn huge_array_length_in_a_request_closes_the_connection() {
 #[tokio::test]
 async fn unknown_api_keys_close_the_connection() {
     let broker = broker_with_topic(&[]).await;
-    for api_key in [9999i16, -1, i16::MAX, ApiKey::JoinGroup as i16] {
+    for api_key in [9999i16, -1, i16::MAX, ApiKey::AddPartitionsToTxn as i16] {
         let mut client = broker.client().await;
         let mut body = BytesMut::new();
         body.put_i16(api_key);

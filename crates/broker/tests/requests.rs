@@ -54,7 +54,7 @@ async fn api_versions_lists_only_served_apis() {
     assert!(response
         .api_keys
         .iter()
-        .all(|k| k.api_key != ApiKey::JoinGroup as i16));
+        .all(|k| k.api_key != ApiKey::AddPartitionsToTxn as i16));
     broker.stop().await;
 }
 

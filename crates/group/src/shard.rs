@@ -643,6 +643,7 @@ impl Shard {
                     .into_iter()
                     .map(|mut m| {
                         if !stable {
+                            m.metadata = Bytes::new();
                             m.assignment = Bytes::new();
                         }
                         m

@@ -15,7 +15,9 @@ use crate::connection::RequestContext;
 use crate::response::Response;
 
 mod api_versions;
+mod classic_group;
 mod configs;
+mod consumer_group;
 mod create_partitions;
 mod create_topics;
 mod delete_records;
@@ -23,9 +25,12 @@ mod delete_topics;
 mod describe_cluster;
 mod describe_log_dirs;
 mod fetch;
+mod find_coordinator;
+mod group_admin;
 mod init_producer_id;
 mod list_offsets;
 mod metadata;
+mod offsets;
 mod produce;
 
 /// An API this broker serves: the versions it advertises, and the lowest
@@ -73,6 +78,25 @@ pub(crate) const SUPPORTED: &[ApiSupport] = &[
         configs::INCREMENTAL_ALTER_VERSIONS,
     ),
     api(ApiKey::DescribeCluster, describe_cluster::VERSIONS),
+    api(ApiKey::FindCoordinator, find_coordinator::VERSIONS),
+    api(ApiKey::JoinGroup, classic_group::JOIN_VERSIONS),
+    api(ApiKey::SyncGroup, classic_group::SYNC_VERSIONS),
+    api(ApiKey::Heartbeat, classic_group::HEARTBEAT_VERSIONS),
+    api(ApiKey::LeaveGroup, classic_group::LEAVE_VERSIONS),
+    api(ApiKey::OffsetCommit, offsets::COMMIT_VERSIONS),
+    api(ApiKey::OffsetFetch, offsets::FETCH_VERSIONS),
+    api(ApiKey::OffsetDelete, offsets::DELETE_VERSIONS),
+    api(ApiKey::ListGroups, group_admin::LIST_VERSIONS),
+    api(ApiKey::DescribeGroups, group_admin::DESCRIBE_VERSIONS),
+    api(ApiKey::DeleteGroups, group_admin::DELETE_VERSIONS),
+    api(
+        ApiKey::ConsumerGroupHeartbeat,
+        consumer_group::HEARTBEAT_VERSIONS,
+    ),
+    api(
+        ApiKey::ConsumerGroupDescribe,
+        consumer_group::DESCRIBE_VERSIONS,
+    ),
 ];
 
 /// The advertised version ranges, as `(api key, min, max)`.
@@ -123,6 +147,31 @@ pub(crate) async fn handle(ctx: &RequestContext, api_key: ApiKey, body: RequestK
         }
         RequestKind::DescribeCluster(r) => {
             ResponseKind::DescribeCluster(describe_cluster::handle(ctx, r))
+        }
+        RequestKind::FindCoordinator(r) => {
+            ResponseKind::FindCoordinator(find_coordinator::handle(ctx, r))
+        }
+        RequestKind::JoinGroup(r) => ResponseKind::JoinGroup(classic_group::join(ctx, r).await),
+        RequestKind::SyncGroup(r) => ResponseKind::SyncGroup(classic_group::sync(ctx, r).await),
+        RequestKind::Heartbeat(r) => {
+            ResponseKind::Heartbeat(classic_group::heartbeat(ctx, r).await)
+        }
+        RequestKind::LeaveGroup(r) => ResponseKind::LeaveGroup(classic_group::leave(ctx, r).await),
+        RequestKind::OffsetCommit(r) => ResponseKind::OffsetCommit(offsets::commit(ctx, r).await),
+        RequestKind::OffsetFetch(r) => ResponseKind::OffsetFetch(offsets::fetch(ctx, r).await),
+        RequestKind::OffsetDelete(r) => ResponseKind::OffsetDelete(offsets::delete(ctx, r).await),
+        RequestKind::ListGroups(r) => ResponseKind::ListGroups(group_admin::list(ctx, r)),
+        RequestKind::DescribeGroups(r) => {
+            ResponseKind::DescribeGroups(group_admin::describe(ctx, r))
+        }
+        RequestKind::DeleteGroups(r) => {
+            ResponseKind::DeleteGroups(group_admin::delete(ctx, r).await)
+        }
+        RequestKind::ConsumerGroupHeartbeat(r) => {
+            ResponseKind::ConsumerGroupHeartbeat(consumer_group::heartbeat(ctx, r).await)
+        }
+        RequestKind::ConsumerGroupDescribe(r) => {
+            ResponseKind::ConsumerGroupDescribe(consumer_group::describe(ctx, r))
         }
         other => {
             // `served_versions` only admits the APIs above; reaching this is
@@ -207,6 +256,29 @@ fn top_level_error_response(api_key: ApiKey, code: i16) -> Option<ResponseKind> 
             ResponseKind::DescribeLogDirs(DescribeLogDirsResponse::default().with_error_code(code))
         }
         ApiKey::Fetch => ResponseKind::Fetch(FetchResponse::default().with_error_code(code)),
+        ApiKey::JoinGroup => ResponseKind::JoinGroup(
+            JoinGroupResponse::default()
+                .with_error_code(code)
+                .with_generation_id(-1),
+        ),
+        ApiKey::SyncGroup => {
+            ResponseKind::SyncGroup(SyncGroupResponse::default().with_error_code(code))
+        }
+        ApiKey::Heartbeat => {
+            ResponseKind::Heartbeat(HeartbeatResponse::default().with_error_code(code))
+        }
+        ApiKey::LeaveGroup => {
+            ResponseKind::LeaveGroup(LeaveGroupResponse::default().with_error_code(code))
+        }
+        ApiKey::ListGroups => {
+            ResponseKind::ListGroups(ListGroupsResponse::default().with_error_code(code))
+        }
+        ApiKey::OffsetDelete => {
+            ResponseKind::OffsetDelete(OffsetDeleteResponse::default().with_error_code(code))
+        }
+        ApiKey::ConsumerGroupHeartbeat => ResponseKind::ConsumerGroupHeartbeat(
+            ConsumerGroupHeartbeatResponse::default().with_error_code(code),
+        ),
         _ => return None,
     })
 }

@@ -262,6 +262,16 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
     )
     .with_validator(at_least(1024)),
     key(
+        "group.consumer.assignors",
+        List,
+        Some("uniform,range"),
+        "Server-side assignors of consumer-protocol groups; the first is the default.",
+    )
+    .with_validator(Validator::ListOf {
+        allowed: &["uniform", "range"],
+        allow_empty: false,
+    }),
+    key(
         "group.consumer.heartbeat.interval.ms",
         Int,
         Some("5000"),
@@ -273,6 +283,13 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         Int,
         Some("60000"),
         "Largest session timeout a consumer-protocol group may use.",
+    )
+    .with_validator(at_least(1)),
+    key(
+        "group.consumer.max.size",
+        Int,
+        Some(INT_MAX),
+        "Most members one consumer-protocol group may have.",
     )
     .with_validator(at_least(1)),
     key(

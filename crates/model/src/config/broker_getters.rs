@@ -190,6 +190,8 @@ getters! {
     group_consumer_heartbeat_interval_ms: ms = "group.consumer.heartbeat.interval.ms";
     /// Consumer-protocol session timeout.
     group_consumer_session_timeout_ms: ms = "group.consumer.session.timeout.ms";
+    /// Most members of one consumer-protocol group.
+    group_consumer_max_size: int = "group.consumer.max.size";
     /// Smallest consumer-protocol session timeout.
     group_consumer_min_session_timeout_ms: ms = "group.consumer.min.session.timeout.ms";
     /// Largest consumer-protocol session timeout.
@@ -401,6 +403,12 @@ impl BrokerConfig {
     /// The group protocols served (`group.coordinator.rebalance.protocols`).
     pub fn group_coordinator_rebalance_protocols(&self) -> Vec<String> {
         self.list("group.coordinator.rebalance.protocols")
+    }
+
+    /// Server-side assignors of consumer-protocol groups
+    /// (`group.consumer.assignors`); the first is the default.
+    pub fn group_consumer_assignors(&self) -> Vec<String> {
+        self.list("group.consumer.assignors")
     }
 
     /// This broker's rack, if set (`broker.rack`).

@@ -1,0 +1,425 @@
+//! The group coordinator's runtime: it owns one [`Shard`] per partition of
+//! `__consumer_offsets`, feeds requests and the clock to them, appends the
+//! records they ask for, answers held JoinGroup/SyncGroup requests, runs
+//! their timers and expires old offsets.
+//!
+//! The state machines live in `runnel-group`; this module is the I/O edge.
+//! Each shard is behind its own lock; a call locks the shard, runs the
+//! machine, appends its records and applies them before unlocking, so the
+//! log and memory change in the same order. The fsync that
+//! `flush.messages` may ask for runs after the lock is released, and the
+//! answers are sent after it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use kafka_protocol::ResponseError;
+use parking_lot::{Mutex, RwLock};
+use runnel_group::classic::ClassicConfig;
+use runnel_group::consumer::{ConsumerConfig, TopicMetadata};
+use runnel_group::shard::{Effects, Reply, ShardConfig, Write};
+use runnel_group::{Millis, RequestId, Shard};
+use runnel_model::config::BrokerConfig;
+use runnel_model::{Offset, Timestamp, TopicName};
+use runnel_protocol::batch::{decode_records, BatchBuilder};
+use runnel_storage::LogError;
+use tokio::sync::oneshot;
+
+use crate::broker::{Broker, TopicError};
+use crate::partition::Partition;
+
+/// The internal topic holding groups and committed offsets.
+pub(crate) const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
+/// The wall clock in milliseconds.
+pub(crate) fn now_ms() -> Millis {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as Millis)
+}
+
+/// The broker's group coordinator.
+#[derive(Debug, Default)]
+pub(crate) struct GroupCoordinator {
+    shards: RwLock<HashMap<i32, Arc<Mutex<Shard>>>>,
+    /// Serialises creating and loading `__consumer_offsets`.
+    loading: Mutex<()>,
+    pending: Mutex<HashMap<RequestId, oneshot::Sender<Reply>>>,
+    next_request: AtomicU64,
+}
+
+/// The shard settings from the broker's configuration.
+pub(crate) fn shard_config(config: &BrokerConfig) -> ShardConfig {
+    ShardConfig {
+        classic: ClassicConfig {
+            min_session_timeout_ms: clamp_i32(config.group_min_session_timeout_ms()),
+            max_session_timeout_ms: clamp_i32(config.group_max_session_timeout_ms()),
+            initial_rebalance_delay_ms: clamp_i32(config.group_initial_rebalance_delay_ms()),
+            max_size: config.group_max_size(),
+        },
+        consumer: ConsumerConfig {
+            heartbeat_interval_ms: clamp_i32(config.group_consumer_heartbeat_interval_ms()),
+            session_timeout_ms: clamp_i32(config.group_consumer_session_timeout_ms()),
+            max_size: config.group_consumer_max_size(),
+            assignors: config.group_consumer_assignors(),
+        },
+        offset_metadata_max_bytes: config.offset_metadata_max_bytes().max(0) as usize,
+        offsets_retention_ms: config.offsets_retention_ms(),
+    }
+}
+
+fn clamp_i32(v: i64) -> i32 {
+    v.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32
+}
+
+/// The broker's topics as the consumer-group machines see them.
+pub(crate) struct BrokerTopics<'a>(pub &'a Broker);
+
+impl TopicMetadata for BrokerTopics<'_> {
+    fn topic_by_name(&self, name: &str) -> Option<(uuid::Uuid, i32)> {
+        let topic = self.0.topics.get(name)?;
+        Some((topic.id, topic.partitions.len() as i32))
+    }
+
+    fn topic_by_id(&self, id: uuid::Uuid) -> Option<(String, i32)> {
+        let topic = self.0.topics.get_by_id(&id)?;
+        Some((topic.name.to_string(), topic.partitions.len() as i32))
+    }
+
+    fn topic_names(&self) -> Vec<String> {
+        self.0
+            .topics
+            .all()
+            .iter()
+            .filter(|t| !t.name.is_internal())
+            .map(|t| t.name.to_string())
+            .collect()
+    }
+}
+
+impl GroupCoordinator {
+    /// The number of partitions of `__consumer_offsets`: the topic's if it
+    /// exists, else the configured count it will be created with.
+    pub fn partition_count(&self, broker: &Broker) -> i32 {
+        match broker.topics.get(OFFSETS_TOPIC) {
+            Some(topic) => topic.partitions.len() as i32,
+            None => broker.config.read().offsets_topic_num_partitions().max(1),
+        }
+    }
+
+    /// The `__consumer_offsets` partition owning `group_id`.
+    pub fn partition_for(&self, broker: &Broker, group_id: &str) -> i32 {
+        runnel_group::partition_for(group_id, self.partition_count(broker))
+    }
+
+    /// Loads every shard from an existing `__consumer_offsets` (at start).
+    pub fn load_existing(&self, broker: &Broker) -> anyhow::Result<()> {
+        if broker.topics.get(OFFSETS_TOPIC).is_some() {
+            self.ensure_loaded(broker)
+                .map_err(|code| anyhow::anyhow!("cannot load {OFFSETS_TOPIC}: error {code}"))?;
+        }
+        Ok(())
+    }
+
+    /// Creates `__consumer_offsets` if needed and loads its shards.
+    fn ensure_loaded(&self, broker: &Broker) -> Result<(), i16> {
+        if !self.shards.read().is_empty() {
+            return Ok(());
+        }
+        let _guard = self.loading.lock();
+        if !self.shards.read().is_empty() {
+            return Ok(());
+        }
+        let topic = match broker.topics.get(OFFSETS_TOPIC) {
+            Some(topic) => topic,
+            None => {
+                let (partitions, segment_bytes) = {
+                    let config = broker.config.read();
+                    (
+                        config.offsets_topic_num_partitions().max(1),
+                        config.offsets_topic_segment_bytes(),
+                    )
+                };
+                let configs = BTreeMap::from([
+                    ("cleanup.policy".to_string(), "compact".to_string()),
+                    ("compression.type".to_string(), "producer".to_string()),
+                    ("segment.bytes".to_string(), segment_bytes.to_string()),
+                ]);
+                let name = TopicName::new(OFFSETS_TOPIC.to_string())
+                    .map_err(|_| ResponseError::UnknownServerError.code())?;
+                match broker.create_topic(name, partitions, configs) {
+                    Ok(topic) => topic,
+                    Err(TopicError::AlreadyExists(_)) => broker
+                        .topics
+                        .get(OFFSETS_TOPIC)
+                        .ok_or(ResponseError::CoordinatorNotAvailable.code())?,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot create {OFFSETS_TOPIC}");
+                        return Err(ResponseError::CoordinatorNotAvailable.code());
+                    }
+                }
+            }
+        };
+        let cfg = shard_config(&broker.config.read());
+        let now = now_ms();
+        let mut shards = HashMap::new();
+        for (index, partition) in topic.partitions.iter().enumerate() {
+            let mut shard = Shard::new(index as i32, cfg.clone());
+            let replayed = replay(&mut shard, partition, now).map_err(|e| {
+                tracing::error!(partition = %partition.tp, error = %e, "cannot load group state");
+                ResponseError::CoordinatorNotAvailable.code()
+            })?;
+            if replayed > 0 {
+                tracing::info!(partition = %partition.tp, records = replayed, "loaded group state");
+            }
+            shards.insert(index as i32, Arc::new(Mutex::new(shard)));
+        }
+        *self.shards.write() = shards;
+        Ok(())
+    }
+
+    /// The shard owning `group_id`, loading `__consumer_offsets` first if
+    /// needed. Errors are Kafka codes for the whole request.
+    pub fn shard(&self, broker: &Broker, group_id: &str) -> Result<Arc<Mutex<Shard>>, i16> {
+        self.ensure_loaded(broker)?;
+        let partition = self.partition_for(broker, group_id);
+        self.shards
+            .read()
+            .get(&partition)
+            .cloned()
+            .ok_or(ResponseError::NotCoordinator.code())
+    }
+
+    /// Every loaded shard.
+    pub fn all_shards(&self) -> Vec<Arc<Mutex<Shard>>> {
+        self.shards.read().values().cloned().collect()
+    }
+
+    /// A handle for a request that may be answered later, and where the
+    /// answer will arrive.
+    pub fn register(&self) -> (RequestId, oneshot::Receiver<Reply>) {
+        let id = self.next_request.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.pending.lock().insert(id, tx);
+        (id, rx)
+    }
+
+    /// Forgets a request whose handler gave up waiting.
+    pub fn forget(&self, id: RequestId) {
+        self.pending.lock().remove(&id);
+    }
+
+    fn dispatch(&self, replies: Vec<Reply>) {
+        let mut pending = self.pending.lock();
+        for reply in replies {
+            let id = match &reply {
+                Reply::Join(id, _) | Reply::Sync(id, _) => *id,
+            };
+            if let Some(tx) = pending.remove(&id) {
+                // The handler may have gone with its connection.
+                let _ = tx.send(reply);
+            }
+        }
+    }
+
+    /// Runs `call` on the shard owning `group_id`, then writes, applies and
+    /// answers what it asked for. Returns the call's own result and whether
+    /// the writes were stored (`Err` with a Kafka code if not).
+    pub async fn run<T>(
+        &self,
+        broker: &Broker,
+        group_id: &str,
+        call: impl FnOnce(&mut Shard) -> (T, Effects),
+    ) -> Result<(T, Result<(), i16>), i16> {
+        let shard = self.shard(broker, group_id)?;
+        let partition = self.partition_for(broker, group_id);
+        let (value, effects, written) = {
+            let mut shard = shard.lock();
+            let (value, effects) = call(&mut shard);
+            let written = append_and_apply(broker, &mut shard, partition, &effects.writes);
+            (value, effects, written)
+        };
+        let written = match written {
+            Ok(Some((partition, last))) => sync_if_due(&partition, last).await,
+            Ok(None) => Ok(()),
+            Err(code) => Err(code),
+        };
+        self.dispatch(effects.replies);
+        Ok((value, written))
+    }
+
+    /// Runs timers and offset expiry on every shard. `expire` also removes
+    /// offsets past their retention.
+    pub async fn tick(&self, broker: &Broker, expire: bool) {
+        let now = now_ms();
+        let topics = BrokerTopics(broker);
+        let shards: Vec<_> = self
+            .shards
+            .read()
+            .iter()
+            .map(|(p, s)| (*p, s.clone()))
+            .collect();
+        for (partition, shard) in shards {
+            let (effects, written) = {
+                let mut shard = shard.lock();
+                let mut effects = if shard.next_deadline().is_some_and(|d| d <= now) {
+                    shard.tick(now, &topics)
+                } else {
+                    Effects::default()
+                };
+                if expire {
+                    effects.writes.extend(shard.expire_offsets(now));
+                }
+                let written = append_and_apply(broker, &mut shard, partition, &effects.writes);
+                (effects, written)
+            };
+            if let Ok(Some((partition, last))) = written {
+                let _ = sync_if_due(&partition, last).await;
+            }
+            self.dispatch(effects.replies);
+        }
+    }
+
+    /// Pushes new settings to every shard.
+    pub fn reconfigure(&self, broker: &Broker) {
+        let cfg = shard_config(&broker.config.read());
+        for shard in self.all_shards() {
+            shard.lock().set_config(cfg.clone());
+        }
+    }
+
+    /// Gives up every shard: held requests are answered NOT_COORDINATOR.
+    pub fn shutdown(&self) {
+        let shards: Vec<_> = self.shards.write().drain().map(|(_, s)| s).collect();
+        for shard in shards {
+            let effects = shard.lock().unload();
+            self.dispatch(effects.replies);
+        }
+    }
+}
+
+/// Replays a partition's records into `shard`; returns how many.
+fn replay(shard: &mut Shard, partition: &Partition, now: Millis) -> Result<usize, LogError> {
+    let log = partition.log.lock();
+    let end = log.log_end_offset();
+    let mut offset = log.log_start_offset();
+    let mut count = 0;
+    while offset < end {
+        let slice = log.read(offset, 1 << 20, true)?;
+        let bytes = slice.read_to_vec()?;
+        if bytes.is_empty() {
+            break;
+        }
+        let mut next = offset;
+        for item in runnel_protocol::batch::split_batches(&bytes) {
+            let Ok((at, header)) = item else { break };
+            next = Offset(header.last_offset() + 1);
+            if header.is_control() {
+                continue;
+            }
+            let batch = &bytes[at..at + header.total_len()];
+            match decode_records(batch, usize::MAX >> 1) {
+                Ok(records) => {
+                    for record in records {
+                        let Some(key) = record.key else { continue };
+                        if let Err(e) = shard.replay(&key, record.value.as_deref(), now) {
+                            tracing::warn!(partition = %partition.tp, offset = record.offset, error = %e, "skipping a group record");
+                        }
+                        count += 1;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(partition = %partition.tp, offset = header.base_offset, error = %e, "skipping a group batch");
+                }
+            }
+        }
+        if next <= offset {
+            break;
+        }
+        offset = next;
+    }
+    Ok(count)
+}
+
+/// Appends `writes` to the shard's partition as one batch and applies them
+/// to the shard. Returns the partition and last offset when an fsync may be
+/// due, or the Kafka error code for a failed append.
+#[allow(clippy::type_complexity)]
+fn append_and_apply(
+    broker: &Broker,
+    shard: &mut Shard,
+    partition: i32,
+    writes: &[Write],
+) -> Result<Option<(Arc<Partition>, Offset)>, i16> {
+    if writes.is_empty() {
+        return Ok(None);
+    }
+    let target = broker
+        .topics
+        .get(OFFSETS_TOPIC)
+        .and_then(|t| t.partition(partition).cloned())
+        .ok_or(ResponseError::NotCoordinator.code())?;
+    let now = now_ms();
+    let mut builder = BatchBuilder::default();
+    for write in writes {
+        builder = builder.keyed(now, &write.key(), write.value().as_deref());
+    }
+    let mut batch = builder.build().map_err(|e| {
+        tracing::error!(error = %e, "cannot encode group records");
+        ResponseError::UnknownServerError.code()
+    })?;
+    let outcome = target.log.lock().append(&mut batch, Timestamp::now());
+    match outcome {
+        Ok(outcome) => {
+            shard.apply(writes);
+            broker.notify_appended();
+            Ok(Some((target, Offset(outcome.info().last_offset.0))))
+        }
+        Err(e) => {
+            tracing::error!(partition = %target.tp, error = %e, "cannot write group records");
+            Err(match e {
+                LogError::RecordTooLarge { .. } => ResponseError::InvalidCommitOffsetSize.code(),
+                _ => ResponseError::CoordinatorNotAvailable.code(),
+            })
+        }
+    }
+}
+
+async fn sync_if_due(partition: &Partition, last: Offset) -> Result<(), i16> {
+    if !partition.flush_due() {
+        return Ok(());
+    }
+    partition.sync_through(last).await.map_err(|e| {
+        tracing::error!(partition = %partition.tp, error = %e, "cannot sync group records");
+        ResponseError::CoordinatorNotAvailable.code()
+    })
+}
+
+/// Runs the coordinator's timers until `stop` changes: group deadlines
+/// every 50 ms, offset expiry every `offsets.retention.check.interval.ms`,
+/// new settings every second.
+pub(crate) async fn run_timers(broker: Arc<Broker>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut interval = tokio::time::interval(Duration::from_millis(50));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_expiry = now_ms();
+    let mut last_config = now_ms();
+    loop {
+        tokio::select! {
+            _ = interval.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let now = now_ms();
+        let check = broker.config.read().offsets_retention_check_interval_ms();
+        let expire = now - last_expiry >= check.max(1);
+        if expire {
+            last_expiry = now;
+        }
+        if now - last_config >= 1000 {
+            last_config = now;
+            broker.groups.reconfigure(&broker);
+        }
+        broker.groups.tick(&broker, expire).await;
+    }
+}
