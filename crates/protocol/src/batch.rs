@@ -45,6 +45,7 @@ const RECORDS_COUNT_AT: usize = 57;
 const TIMESTAMP_TYPE_BIT: i16 = 0x08;
 const TRANSACTIONAL_BIT: i16 = 0x10;
 const CONTROL_BIT: i16 = 0x20;
+const DELETE_HORIZON_BIT: i16 = 0x40;
 
 /// Why a batch was refused. [`BatchError::error_code`] gives the Kafka error
 /// code a produce response carries for it.
@@ -227,6 +228,19 @@ impl BatchHeader {
     /// Attribute bit 5: a control batch (transaction markers).
     pub fn is_control(&self) -> bool {
         self.attributes & CONTROL_BIT != 0
+    }
+
+    /// Attribute bit 6 (KIP-534): the log cleaner has set a delete horizon
+    /// in the base timestamp field. Records' timestamps stay correct: their
+    /// deltas are relative to whatever the base timestamp holds.
+    pub fn has_delete_horizon(&self) -> bool {
+        self.attributes & DELETE_HORIZON_BIT != 0
+    }
+
+    /// The time after which the cleaner may remove this batch's tombstones
+    /// (KIP-534): the base timestamp when attribute bit 6 is set.
+    pub fn delete_horizon_ms(&self) -> Option<i64> {
+        self.has_delete_horizon().then_some(self.base_timestamp)
     }
 
     /// Whether the batch carries an idempotent producer id.
@@ -437,12 +451,40 @@ fn write_varlong(out: &mut Vec<u8>, value: i64) {
 /// records exactly fill the section, their count matches the header and
 /// offset deltas run 0, 1, 2, …
 pub fn record_infos(buf: &[u8], max_uncompressed: usize) -> Result<Vec<RecordInfo>, BatchError> {
+    record_infos_with(buf, max_uncompressed, DeltaRule::Contiguous)
+}
+
+/// [`record_infos`] for a batch read back from a log, which compaction may
+/// have thinned: offset deltas only need to grow and stay within the
+/// header's `last_offset_delta`, so a compacted batch's gaps are accepted.
+pub fn stored_record_infos(
+    buf: &[u8],
+    max_uncompressed: usize,
+) -> Result<Vec<RecordInfo>, BatchError> {
+    record_infos_with(buf, max_uncompressed, DeltaRule::Increasing)
+}
+
+fn record_infos_with(
+    buf: &[u8],
+    max_uncompressed: usize,
+    rule: DeltaRule,
+) -> Result<Vec<RecordInfo>, BatchError> {
     let mut infos = Vec::new();
-    walk_records(buf, max_uncompressed, |info, _| {
+    walk_records(buf, max_uncompressed, rule, |info, _| {
         infos.push(info);
         Ok(())
     })?;
     Ok(infos)
+}
+
+/// Which record offset deltas a walk accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum DeltaRule {
+    /// 0, 1, 2, … as a producer must send them.
+    Contiguous,
+    /// Strictly growing and at most `last_offset_delta`, as a compacted
+    /// batch holds them.
+    Increasing,
 }
 
 /// One record decoded in full by [`decode_records`].
@@ -463,8 +505,27 @@ pub struct Record {
 /// Decodes every record of the batch filling `buf` (keys, values and
 /// headers), with the same checks as [`record_infos`].
 pub fn decode_records(buf: &[u8], max_uncompressed: usize) -> Result<Vec<Record>, BatchError> {
+    decode_records_with(buf, max_uncompressed, DeltaRule::Contiguous)
+}
+
+/// [`decode_records`] for a batch read back from a log: accepts the offset
+/// gaps compaction leaves (see [`stored_record_infos`]). Use it to replay
+/// a compacted topic such as `__consumer_offsets`.
+pub fn decode_stored_records(
+    buf: &[u8],
+    max_uncompressed: usize,
+) -> Result<Vec<Record>, BatchError> {
+    decode_records_with(buf, max_uncompressed, DeltaRule::Increasing)
+}
+
+fn decode_records_with(
+    buf: &[u8],
+    max_uncompressed: usize,
+    rule: DeltaRule,
+) -> Result<Vec<Record>, BatchError> {
     let mut records = Vec::new();
-    walk_records(buf, max_uncompressed, |info, rest| {
+    walk_records(buf, max_uncompressed, rule, |info, raw| {
+        let rest = raw.rest;
         let mut p = 0;
         let key = read_bytes(rest, &mut p)?;
         let value = read_bytes(rest, &mut p)?;
@@ -509,13 +570,23 @@ fn read_bytes(buf: &[u8], pos: &mut usize) -> Result<Option<Vec<u8>>, BatchError
     Ok(Some(bytes))
 }
 
+/// A record's encoded fields besides its offset and time.
+struct RawRecord<'a> {
+    /// The (unused) record attributes byte.
+    attributes: u8,
+    /// The timestamp delta as encoded, relative to the base timestamp.
+    timestamp_delta: i64,
+    /// The bytes after the offset delta: key, value, headers.
+    rest: &'a [u8],
+}
+
 /// Walks the records of the batch filling `buf`, giving `visit` each
-/// record's offset and time and the bytes after its offset delta (key,
-/// value, headers).
+/// record's offset and time and its other encoded fields.
 fn walk_records(
     buf: &[u8],
     max_uncompressed: usize,
-    mut visit: impl FnMut(RecordInfo, &[u8]) -> Result<(), BatchError>,
+    rule: DeltaRule,
+    mut visit: impl FnMut(RecordInfo, RawRecord<'_>) -> Result<(), BatchError>,
 ) -> Result<(), BatchError> {
     let header = BatchHeader::parse(buf)?;
     if header.total_len() != buf.len() || header.batch_length < MIN_BATCH_LENGTH {
@@ -533,6 +604,7 @@ fn walk_records(
     let count = usize::try_from(header.records_count)
         .map_err(|_| BatchError::CorruptRecord("negative record count".into()))?;
     let mut seen = 0usize;
+    let mut previous_delta = -1i64;
     let mut pos = 0;
     while pos < records.len() {
         let length = read_varlong(records, &mut pos)?;
@@ -549,11 +621,18 @@ fn walk_records(
         }
         let timestamp_delta = read_varlong(body, &mut p)?;
         let offset_delta = read_varlong(body, &mut p)?;
-        if offset_delta != seen as i64 {
+        let in_order = match rule {
+            DeltaRule::Contiguous => offset_delta == seen as i64,
+            DeltaRule::Increasing => {
+                offset_delta > previous_delta && offset_delta <= i64::from(header.last_offset_delta)
+            }
+        };
+        if !in_order {
             return Err(BatchError::InvalidRecord(format!(
                 "record {seen} has offset delta {offset_delta}"
             )));
         }
+        previous_delta = offset_delta;
         let timestamp = match header.timestamp_type() {
             TimestampType::LogAppendTime => header.max_timestamp,
             TimestampType::CreateTime => header.base_timestamp.wrapping_add(timestamp_delta),
@@ -563,7 +642,11 @@ fn walk_records(
                 offset: header.base_offset.wrapping_add(offset_delta),
                 timestamp,
             },
-            &body[p..],
+            RawRecord {
+                attributes: body[0],
+                timestamp_delta,
+                rest: &body[p..],
+            },
         )?;
         seen += 1;
         pos = end;
@@ -576,6 +659,221 @@ fn walk_records(
     Ok(())
 }
 
+/// One record of a [`StoredBatch`], borrowed from it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StoredRecord<'a> {
+    /// Absolute offset.
+    pub offset: i64,
+    /// Timestamp as consumers see it.
+    pub timestamp: i64,
+    /// Key, none for a null key.
+    pub key: Option<&'a [u8]>,
+    /// Value, none for a tombstone.
+    pub value: Option<&'a [u8]>,
+}
+
+/// Where one record of a [`StoredBatch`] sits in its buffer.
+#[derive(Clone, Copy, Debug)]
+struct StoredRecordSpan {
+    offset_delta: i64,
+    /// The timestamp consumers see.
+    timestamp: i64,
+    /// Base timestamp plus the record's delta (differs from `timestamp`
+    /// for `LogAppendTime`).
+    create_timestamp: i64,
+    attributes: u8,
+    /// Key, value and headers, as encoded.
+    rest: (usize, usize),
+    key: Option<(usize, usize)>,
+    value: Option<(usize, usize)>,
+}
+
+/// A batch read back from a log with its records decoded (decompressed
+/// once), for the log cleaner to filter and re-encode with
+/// [`StoredBatch::rebuild`]. Offset gaps left by an earlier compaction are
+/// accepted (see [`stored_record_infos`]).
+#[derive(Clone, Debug)]
+pub struct StoredBatch {
+    header: BatchHeader,
+    /// Each record's bytes after its offset delta, concatenated.
+    bytes: Vec<u8>,
+    records: Vec<StoredRecordSpan>,
+}
+
+fn field_span(buf: &[u8], pos: &mut usize) -> Result<Option<(usize, usize)>, BatchError> {
+    let length = read_varlong(buf, pos)?;
+    if length < 0 {
+        return Ok(None);
+    }
+    let start = *pos;
+    let end = usize::try_from(length)
+        .ok()
+        .and_then(|len| start.checked_add(len))
+        .filter(|&end| end <= buf.len())
+        .ok_or_else(|| BatchError::CorruptRecord("field overruns the record".into()))?;
+    *pos = end;
+    Ok(Some((start, end)))
+}
+
+impl StoredBatch {
+    /// Decodes the batch filling `buf` (decompressed output limited to
+    /// `max_uncompressed` bytes). Fails on anything malformed; never panics.
+    pub fn decode(buf: &[u8], max_uncompressed: usize) -> Result<StoredBatch, BatchError> {
+        let header = BatchHeader::parse(buf)?;
+        let mut bytes = Vec::new();
+        let mut records =
+            Vec::with_capacity(usize::try_from(header.records_count).unwrap_or(0).min(4096));
+        walk_records(buf, max_uncompressed, DeltaRule::Increasing, |info, raw| {
+            let rest = raw.rest;
+            let at = bytes.len();
+            bytes.extend_from_slice(rest);
+            let mut p = 0;
+            let key = field_span(rest, &mut p)?;
+            let value = field_span(rest, &mut p)?;
+            let shift = |span: Option<(usize, usize)>| span.map(|(s, e)| (at + s, at + e));
+            records.push(StoredRecordSpan {
+                offset_delta: info.offset.wrapping_sub(header.base_offset),
+                timestamp: info.timestamp,
+                create_timestamp: header.base_timestamp.wrapping_add(raw.timestamp_delta),
+                attributes: raw.attributes,
+                rest: (at, bytes.len()),
+                key: shift(key),
+                value: shift(value),
+            });
+            Ok(())
+        })?;
+        Ok(StoredBatch {
+            header,
+            bytes,
+            records,
+        })
+    }
+
+    /// The batch's header as stored.
+    pub fn header(&self) -> &BatchHeader {
+        &self.header
+    }
+
+    /// Number of records.
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// Whether the batch holds no record (an empty batch a cleaner kept).
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// The records in offset order.
+    pub fn records(&self) -> impl Iterator<Item = StoredRecord<'_>> + '_ {
+        self.records.iter().map(|span| {
+            let slice = |s: Option<(usize, usize)>| s.map(|(a, b)| &self.bytes[a..b]);
+            StoredRecord {
+                offset: self.header.base_offset.wrapping_add(span.offset_delta),
+                timestamp: span.timestamp,
+                key: slice(span.key),
+                value: slice(span.value),
+            }
+        })
+    }
+
+    /// Encodes the batch again with only the records whose `keep` entry is
+    /// true (`keep` has one entry per record; missing entries count as
+    /// false). Everything else is preserved: base offset, `last_offset_delta`
+    /// (so the batch still ends where it ended, and the producer's last
+    /// sequence is unchanged), leader epoch, producer id, epoch and base
+    /// sequence, codec, timestamp type, transactional and control bits, and
+    /// each kept record's offset, timestamp, key, value and headers.
+    ///
+    /// With `delete_horizon_ms`, attribute bit 6 is set and the base
+    /// timestamp holds the horizon (KIP-534), the records' timestamp deltas
+    /// re-encoded against it; without, the base timestamp (and any horizon
+    /// already set) is kept. The max timestamp is recomputed over the kept
+    /// records for `CreateTime` and kept for `LogAppendTime`. A batch with
+    /// no record left is written as an empty batch (records count 0, no
+    /// compression), as Kafka keeps one for a producer's last batch.
+    ///
+    /// ```text
+    /// batch base 10, last_offset_delta 4, records at 10 11 12 13 14
+    /// rebuild(keep 11 and 13) -> base 10, last_offset_delta 4, records at 11 13
+    /// ```
+    pub fn rebuild(
+        &self,
+        keep: &[bool],
+        delete_horizon_ms: Option<i64>,
+    ) -> Result<Vec<u8>, BatchError> {
+        let header = &self.header;
+        let kept: Vec<&StoredRecordSpan> = self
+            .records
+            .iter()
+            .zip(keep)
+            .filter_map(|(span, &k)| k.then_some(span))
+            .collect();
+        let mut attributes = header.attributes;
+        let base_timestamp = match delete_horizon_ms {
+            Some(horizon) => {
+                attributes |= DELETE_HORIZON_BIT;
+                horizon
+            }
+            None => header.base_timestamp,
+        };
+        let max_timestamp = match header.timestamp_type() {
+            TimestampType::CreateTime => kept
+                .iter()
+                .map(|r| r.timestamp)
+                .max()
+                .unwrap_or(header.max_timestamp),
+            TimestampType::LogAppendTime => header.max_timestamp,
+        };
+        let mut section = Vec::new();
+        for span in &kept {
+            let mut body = vec![span.attributes];
+            write_varlong(
+                &mut body,
+                span.create_timestamp.wrapping_sub(base_timestamp),
+            );
+            write_varlong(&mut body, span.offset_delta);
+            body.extend_from_slice(&self.bytes[span.rest.0..span.rest.1]);
+            write_varlong(&mut section, body.len() as i64);
+            section.extend_from_slice(&body);
+        }
+        let codec = if kept.is_empty() {
+            attributes &= !0x07;
+            Compression::None
+        } else {
+            header.compression()?
+        };
+        let section = compression::compress(codec, &section)?;
+        let count = i32::try_from(kept.len())
+            .map_err(|_| BatchError::InvalidRecord("too many records".into()))?;
+        let batch_length =
+            i32::try_from(BATCH_HEADER_LEN - LOG_OVERHEAD + section.len()).map_err(|_| {
+                BatchError::TooLarge {
+                    size: section.len(),
+                    max: i32::MAX as usize,
+                }
+            })?;
+        let mut out = Vec::with_capacity(BATCH_HEADER_LEN + section.len());
+        out.extend_from_slice(&header.base_offset.to_be_bytes());
+        out.extend_from_slice(&batch_length.to_be_bytes());
+        out.extend_from_slice(&header.partition_leader_epoch.to_be_bytes());
+        out.push(2);
+        out.extend_from_slice(&[0; 4]);
+        out.extend_from_slice(&attributes.to_be_bytes());
+        out.extend_from_slice(&header.last_offset_delta.to_be_bytes());
+        out.extend_from_slice(&base_timestamp.to_be_bytes());
+        out.extend_from_slice(&max_timestamp.to_be_bytes());
+        out.extend_from_slice(&header.producer_id.to_be_bytes());
+        out.extend_from_slice(&header.producer_epoch.to_be_bytes());
+        out.extend_from_slice(&header.base_sequence.to_be_bytes());
+        out.extend_from_slice(&count.to_be_bytes());
+        out.extend_from_slice(&section);
+        let crc = compute_crc(&out);
+        out[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+        Ok(out)
+    }
+}
+
 /// One record to encode with [`BatchBuilder`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RecordSpec {
@@ -585,10 +883,12 @@ pub struct RecordSpec {
     pub key: Option<Vec<u8>>,
     /// Value, or none (a tombstone).
     pub value: Option<Vec<u8>>,
+    /// Headers in order: name, value (none for null).
+    pub headers: Vec<(Vec<u8>, Option<Vec<u8>>)>,
 }
 
-/// Encodes one v2 batch (records without headers); used by tests, control
-/// records and the native client.
+/// Encodes one v2 batch; used by tests, control records and the native
+/// client.
 #[derive(Clone, Debug)]
 pub struct BatchBuilder {
     /// Base offset written in the header.
@@ -603,6 +903,10 @@ pub struct BatchBuilder {
     pub compression: Compression,
     /// Records in offset order.
     pub records: Vec<RecordSpec>,
+    /// Attribute bit 4: part of a transaction.
+    pub transactional: bool,
+    /// Attribute bit 5: a control batch (transaction markers).
+    pub control: bool,
 }
 
 impl Default for BatchBuilder {
@@ -614,6 +918,8 @@ impl Default for BatchBuilder {
             base_sequence: -1,
             compression: Compression::None,
             records: Vec::new(),
+            transactional: false,
+            control: false,
         }
     }
 }
@@ -625,6 +931,7 @@ impl BatchBuilder {
             timestamp,
             key: None,
             value: Some(value.to_vec()),
+            headers: Vec::new(),
         });
         self
     }
@@ -635,7 +942,14 @@ impl BatchBuilder {
             timestamp,
             key: Some(key.to_vec()),
             value: value.map(<[u8]>::to_vec),
+            headers: Vec::new(),
         });
+        self
+    }
+
+    /// Adds a record as specified (with headers, for instance).
+    pub fn record(mut self, record: RecordSpec) -> Self {
+        self.records.push(record);
         self
     }
 
@@ -665,7 +979,18 @@ impl BatchBuilder {
                     None => write_varlong(&mut body, -1),
                 }
             }
-            write_varlong(&mut body, 0);
+            write_varlong(&mut body, record.headers.len() as i64);
+            for (name, value) in &record.headers {
+                write_varlong(&mut body, name.len() as i64);
+                body.extend_from_slice(name);
+                match value {
+                    Some(bytes) => {
+                        write_varlong(&mut body, bytes.len() as i64);
+                        body.extend_from_slice(bytes);
+                    }
+                    None => write_varlong(&mut body, -1),
+                }
+            }
             write_varlong(&mut section, body.len() as i64);
             section.extend_from_slice(&body);
         }
@@ -685,7 +1010,14 @@ impl BatchBuilder {
         out.extend_from_slice(&(-1i32).to_be_bytes());
         out.push(2);
         out.extend_from_slice(&[0; 4]);
-        out.extend_from_slice(&self.compression.id().to_be_bytes());
+        let mut attributes = self.compression.id();
+        if self.transactional {
+            attributes |= TRANSACTIONAL_BIT;
+        }
+        if self.control {
+            attributes |= CONTROL_BIT;
+        }
+        out.extend_from_slice(&attributes.to_be_bytes());
         out.extend_from_slice(&(count - 1).to_be_bytes());
         out.extend_from_slice(&base_timestamp.to_be_bytes());
         out.extend_from_slice(&max_timestamp.to_be_bytes());
@@ -935,6 +1267,159 @@ mod tests {
         assert_eq!(header.last_sequence(), 1);
     }
 
+    fn headed(timestamp: i64, key: &[u8], value: Option<&[u8]>) -> RecordSpec {
+        RecordSpec {
+            timestamp,
+            key: Some(key.to_vec()),
+            value: value.map(<[u8]>::to_vec),
+            headers: vec![(b"h".to_vec(), Some(key.to_vec())), (b"n".to_vec(), None)],
+        }
+    }
+
+    #[test]
+    fn rebuild_keeps_offsets_headers_codec_and_producer_fields() {
+        for codec in [Compression::None, Compression::Gzip, Compression::Zstd] {
+            let mut buf = BatchBuilder {
+                compression: codec,
+                ..BatchBuilder::default()
+            }
+            .producer(9, 2, 100)
+            .record(headed(1000, b"a", Some(b"1")))
+            .record(headed(1001, b"b", Some(b"2")))
+            .record(headed(1002, b"c", None))
+            .record(headed(999, b"d", Some(b"4")))
+            .build()
+            .unwrap();
+            set_base_offset(&mut buf, Offset(50)).unwrap();
+            set_partition_leader_epoch(&mut buf, LeaderEpoch(3)).unwrap();
+            let stored = StoredBatch::decode(&buf, 1 << 20).unwrap();
+            assert_eq!(stored.len(), 4);
+            let rebuilt = stored.rebuild(&[false, true, true, false], None).unwrap();
+            let header = BatchHeader::parse(&rebuilt).unwrap();
+            assert_eq!(header.base_offset, 50);
+            assert_eq!(header.last_offset(), 53, "the batch still ends at 53");
+            assert_eq!(header.records_count, 2);
+            assert_eq!(header.compression().unwrap(), codec);
+            assert_eq!(header.partition_leader_epoch, 3);
+            assert_eq!(
+                (
+                    header.producer_id,
+                    header.producer_epoch,
+                    header.base_sequence
+                ),
+                (9, 2, 100)
+            );
+            assert_eq!(header.last_sequence(), 103);
+            assert_eq!(header.max_timestamp, 1002);
+            assert!(!header.has_delete_horizon());
+            // Gaps are refused by the produce-side decoders only.
+            assert!(decode_records(&rebuilt, 1 << 20).is_err());
+            let records = decode_stored_records(&rebuilt, 1 << 20).unwrap();
+            assert_eq!(
+                records.iter().map(|r| r.offset).collect::<Vec<_>>(),
+                [51, 52]
+            );
+            assert_eq!(records[0].value.as_deref(), Some(&b"2"[..]));
+            assert_eq!(records[1].value, None);
+            assert_eq!(records[0].timestamp, 1001);
+            assert_eq!(
+                records[1].headers,
+                vec![(b"h".to_vec(), Some(b"c".to_vec())), (b"n".to_vec(), None)]
+            );
+            // Real clients read it: kafka-protocol decodes the thinned batch.
+            let mut bytes = bytes::Bytes::from(rebuilt);
+            let set = RecordBatchDecoder::decode(&mut bytes).unwrap();
+            assert_eq!(set.records.len(), 2);
+            assert_eq!(set.records[1].offset, 52);
+            assert_eq!(set.records[0].sequence, 101);
+        }
+    }
+
+    #[test]
+    fn delete_horizon_moves_the_base_timestamp_not_the_records() {
+        let buf = BatchBuilder::default()
+            .keyed(1000, b"a", None)
+            .keyed(1500, b"b", Some(b"x"))
+            .build()
+            .unwrap();
+        let stored = StoredBatch::decode(&buf, 1 << 20).unwrap();
+        let rebuilt = stored.rebuild(&[true, true], Some(90_000)).unwrap();
+        let header = validate_batch(&rebuilt, 1 << 20).unwrap();
+        assert_eq!(header.delete_horizon_ms(), Some(90_000));
+        assert_eq!(header.max_timestamp, 1500);
+        let infos = stored_record_infos(&rebuilt, 1 << 20).unwrap();
+        assert_eq!(
+            infos.iter().map(|i| i.timestamp).collect::<Vec<_>>(),
+            [1000, 1500]
+        );
+        let mut bytes = bytes::Bytes::from(rebuilt.clone());
+        let set = RecordBatchDecoder::decode(&mut bytes).unwrap();
+        assert!(set.records[0].delete_horizon);
+        assert_eq!(set.records[0].timestamp, 1000);
+        // Rebuilding again without a horizon keeps the one set.
+        let again = StoredBatch::decode(&rebuilt, 1 << 20)
+            .unwrap()
+            .rebuild(&[false, true], None)
+            .unwrap();
+        let header = BatchHeader::parse(&again).unwrap();
+        assert_eq!(header.delete_horizon_ms(), Some(90_000));
+        assert_eq!(
+            stored_record_infos(&again, 1 << 20).unwrap()[0].timestamp,
+            1500
+        );
+    }
+
+    #[test]
+    fn rebuild_with_nothing_kept_is_an_empty_batch_ending_at_the_same_offset() {
+        let mut buf = BatchBuilder {
+            compression: Compression::Lz4,
+            transactional: true,
+            ..BatchBuilder::default()
+        }
+        .producer(4, 0, 7)
+        .value(10, b"a")
+        .value(11, b"b")
+        .build()
+        .unwrap();
+        set_base_offset(&mut buf, Offset(20)).unwrap();
+        let empty = StoredBatch::decode(&buf, 1 << 20)
+            .unwrap()
+            .rebuild(&[], None)
+            .unwrap();
+        let header = BatchHeader::parse(&empty).unwrap();
+        assert_eq!(empty.len(), BATCH_HEADER_LEN);
+        assert_eq!((header.base_offset, header.last_offset()), (20, 21));
+        assert_eq!(header.records_count, 0);
+        assert_eq!(header.compression().unwrap(), Compression::None);
+        assert!(header.is_transactional());
+        assert_eq!(header.last_sequence(), 8);
+        assert!(stored_record_infos(&empty, 1 << 20).unwrap().is_empty());
+        let decoded = StoredBatch::decode(&empty, 1 << 20).unwrap();
+        assert!(decoded.is_empty());
+    }
+
+    #[test]
+    fn builder_writes_headers_and_control_bits() {
+        let buf = BatchBuilder {
+            control: true,
+            transactional: true,
+            ..BatchBuilder::default()
+        }
+        .record(headed(5, b"k", Some(b"v")))
+        .build()
+        .unwrap();
+        let header = validate_batch(&buf, 1 << 20).unwrap();
+        assert!(header.is_control() && header.is_transactional());
+        let decoded = decode_records(&buf, 1 << 20).unwrap();
+        assert_eq!(decoded[0].headers.len(), 2);
+        let stored = StoredBatch::decode(&buf, 1 << 20).unwrap();
+        let record = stored.records().next().unwrap();
+        assert_eq!(
+            (record.key, record.value),
+            (Some(&b"k"[..]), Some(&b"v"[..]))
+        );
+    }
+
     proptest! {
         #[test]
         fn built_batches_validate_and_round_trip(
@@ -979,6 +1464,11 @@ mod tests {
             let _ = validate_batch(&bytes, 1 << 20);
             let _ = record_infos(&bytes, 1 << 20);
             let _ = decode_records(&bytes, 1 << 20);
+            let _ = decode_stored_records(&bytes, 1 << 20);
+            if let Ok(stored) = StoredBatch::decode(&bytes, 1 << 20) {
+                let keep = vec![true; stored.len()];
+                let _ = stored.rebuild(&keep, Some(1));
+            }
             for item in split_batches(&bytes) {
                 let _ = item;
             }
