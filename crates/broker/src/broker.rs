@@ -161,6 +161,7 @@ impl Broker {
             } else {
                 TimestampType::CreateTime
             },
+            ..LogConfig::default()
         }
     }
 
