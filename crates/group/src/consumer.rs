@@ -114,8 +114,10 @@ struct TopicRegex {
 
 impl TopicRegex {
     /// Java's RE2J `matches` is a full match; Rust's `is_match` searches,
-    /// so the pattern is anchored.
+    /// so the pattern is anchored. The source must be valid on its own
+    /// first: `a)|(b` is not, though `^(?:a)|(b)$` would compile.
     fn compile(source: &str) -> Option<TopicRegex> {
+        Regex::new(source).ok()?;
         let compiled = Regex::new(&format!("^(?:{source})$")).ok()?;
         Some(TopicRegex {
             source: source.to_owned(),

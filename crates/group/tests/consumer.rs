@@ -640,11 +640,11 @@ fn a_regex_subscription_fully_matches_topic_names() {
 #[test]
 fn an_invalid_regex_is_rejected() {
     let mut h = Harness::new(Topics::with(&[("t", 1)]));
-    let response = h.send(1, &regex_join("a", "orders-(["));
-    assert_eq!(
-        error(&response),
-        ResponseError::InvalidRegularExpression.code()
-    );
+    for invalid in ["orders-([", "a)|(b", "(?<=x)y"] {
+        let response = h.send(1, &regex_join("a", invalid));
+        let code = ResponseError::InvalidRegularExpression.code();
+        assert_eq!(error(&response), code, "{invalid}");
+    }
     assert!(h.group.is_empty());
 }
 
@@ -827,81 +827,146 @@ fn an_empty_group_has_no_deadline_and_is_empty() {
 enum Step {
     Join(u8),
     Leave(u8),
+    /// Epoch -2, for the static slots.
+    LeaveStatic(u8),
     Heartbeat(u8),
     /// Heartbeat without reporting owned partitions.
     Quiet(u8),
     Advance(u16),
+    GrowTopic,
 }
 
 fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
         (0u8..6).prop_map(Step::Join),
         (0u8..6).prop_map(Step::Leave),
+        (0u8..2).prop_map(Step::LeaveStatic),
         (0u8..6).prop_map(Step::Heartbeat),
         (0u8..6).prop_map(Step::Heartbeat),
         (0u8..6).prop_map(Step::Quiet),
         (0u16..20_000).prop_map(Step::Advance),
+        Just(Step::GrowTopic),
     ]
+}
+
+/// Six client slots: 0 and 1 static (a restart is a new member id with
+/// the same instance id), 2 speaks v0, the rest v1; even slots read both
+/// topics, odd ones only "t".
+#[derive(Debug, Default)]
+struct Slots {
+    member_ids: BTreeMap<u8, String>,
+    restarts: u32,
+}
+
+impl Slots {
+    fn join(&mut self, h: &mut Harness, slot: u8) {
+        if self.member_ids.contains_key(&slot) {
+            return;
+        }
+        self.restarts += 1;
+        let topics: &[&str] = if slot.is_multiple_of(2) { &["t", "u"] } else { &["t"] };
+        let version = if slot == 2 { 0 } else { 1 };
+        let mut request = join_request(&format!("m{slot}-{}", self.restarts), topics);
+        if version == 0 {
+            request.member_id = StrBytes::default();
+        }
+        if slot < 2 {
+            request.instance_id = Some(StrBytes::from_string(format!("i{slot}")));
+        }
+        let response = h.send(version, &request);
+        if response.error_code != 0 {
+            // The instance id is still held by a member whose client gave up.
+            assert_eq!(
+                response.error_code,
+                ResponseError::UnreleasedInstanceId.code()
+            );
+            return;
+        }
+        let member_id = response
+            .member_id
+            .as_deref()
+            .unwrap_or_default()
+            .to_string();
+        let client = Client {
+            epoch: 0,
+            owned: Partitions::new(),
+            version,
+        };
+        h.clients.insert(member_id.clone(), client);
+        h.apply(&member_id, &response);
+        self.member_ids.insert(slot, member_id);
+    }
+
+    fn forget_gone(&mut self, h: &mut Harness) {
+        let gone: Vec<String> = h
+            .clients
+            .keys()
+            .filter(|id| h.group.member_epoch(id).is_none())
+            .cloned()
+            .collect();
+        for id in gone {
+            h.clients.remove(&id);
+        }
+        self.member_ids.retain(|_, id| h.clients.contains_key(id));
+    }
 }
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(128))]
 
     #[test]
-    fn no_partition_ever_has_two_owners(steps in proptest::collection::vec(step(), 1..60)) {
+    fn no_partition_ever_has_two_owners(steps in proptest::collection::vec(step(), 1..80)) {
         let mut h = Harness::new(Topics::with(&[("t", 7), ("u", 3)]));
+        let mut slots = Slots::default();
         for step in steps {
             match step {
-                Step::Join(n) => {
-                    let name = format!("m{n}");
-                    if !h.clients.contains_key(&name) {
-                        let topics: &[&str] = if n % 2 == 0 { &["t", "u"] } else { &["t"] };
-                        h.join(&name, 1, topics);
-                    }
+                Step::Join(slot) => slots.join(&mut h, slot),
+                Step::Leave(slot) | Step::LeaveStatic(slot) => {
+                    let Some(id) = slots.member_ids.remove(&slot) else { continue };
+                    let epoch = if matches!(step, Step::Leave(_)) { -1 } else { -2 };
+                    let version = h.clients.get(&id).map_or(1, |c| c.version);
+                    h.clients.remove(&id);
+                    let response = h.send(version, &heartbeat_request(&id, epoch, None));
+                    prop_assert!(
+                        response.error_code == 0
+                            || response.error_code == ResponseError::UnknownMemberId.code()
+                    );
                 }
-                Step::Leave(n) => {
-                    let name = format!("m{n}");
-                    if h.clients.contains_key(&name) && h.group.member_epoch(&name).is_some() {
-                        h.leave(&name, -1);
-                    }
-                }
-                Step::Heartbeat(n) | Step::Quiet(n) => {
-                    let name = format!("m{n}");
-                    let Some(client) = h.clients.get(&name).cloned() else { continue };
+                Step::Heartbeat(slot) | Step::Quiet(slot) => {
+                    let Some(id) = slots.member_ids.get(&slot).cloned() else { continue };
+                    let Some(client) = h.clients.get(&id).cloned() else { continue };
                     let owned = matches!(step, Step::Heartbeat(_)).then_some(&client.owned);
-                    let response = h.send(1, &heartbeat_request(&name, client.epoch, owned));
+                    let request = heartbeat_request(&id, client.epoch, owned);
+                    let response = h.send(client.version, &request);
                     if response.error_code == 0 {
-                        h.apply(&name, &response);
+                        h.apply(&id, &response);
                     } else {
-                        // Fenced or expired: the client drops everything and rejoins.
-                        h.clients.remove(&name);
+                        // Fenced or expired: the client drops everything.
+                        h.clients.remove(&id);
+                        slots.member_ids.remove(&slot);
                     }
                 }
                 Step::Advance(ms) => {
                     h.now += i64::from(ms);
                     h.tick();
-                    // Clients the group dropped give up their partitions.
-                    let gone: Vec<String> = h
-                        .clients
-                        .keys()
-                        .filter(|id| h.group.member_epoch(id).is_none())
-                        .cloned()
-                        .collect();
-                    for id in gone {
-                        h.clients.remove(&id);
-                    }
+                    slots.forget_gone(&mut h);
+                }
+                Step::GrowTopic => {
+                    let count = h.topics.by_name["t"].1;
+                    h.topics.resize("t", (count + 1).min(12));
                 }
             }
         }
         // Members whose clients gave up expire while the rest heartbeat.
         let half_session = i64::from(h.cfg.session_timeout_ms) / 2;
-        for _ in 0..3 {
+        for _ in 0..4 {
             let ids: Vec<String> = h.clients.keys().cloned().collect();
             for id in ids {
                 h.heartbeat(&id);
             }
             h.now += half_session;
             h.tick();
+            slots.forget_gone(&mut h);
         }
         if !h.clients.is_empty() {
             h.settle();
