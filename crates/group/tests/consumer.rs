@@ -462,6 +462,12 @@ fn a_static_member_rejoins_with_its_partitions_and_epoch() {
 
     let response = h.leave("s1", -2);
     assert_eq!(response.member_epoch, -2);
+    let described = h.group.describe(&h.topics);
+    let left = described
+        .members
+        .iter()
+        .find(|m| m.member_id.as_str() == "s1");
+    assert_eq!(left.map(|m| m.member_epoch), Some(-2));
     assert_eq!(
         h.group.group_epoch(),
         epoch,
@@ -545,6 +551,24 @@ fn heartbeats_with_wrong_epochs_are_fenced() {
     assert_eq!(error(&older), ResponseError::FencedMemberEpoch.code());
     let unknown = h.send(1, &heartbeat_request("nobody", 1, None));
     assert_eq!(error(&unknown), ResponseError::UnknownMemberId.code());
+}
+
+#[test]
+fn a_fenced_member_rejoins_under_its_own_id_with_its_partitions() {
+    let mut h = Harness::new(Topics::with(&[("t", 4)]));
+    h.join("a", 1, &["t"]);
+    h.join("b", 1, &["t"]);
+    h.settle();
+    let epoch = h.group.group_epoch();
+    let partitions = h.owned("a").clone();
+    let fenced = h.send(1, &heartbeat_request("a", epoch + 5, None));
+    assert_eq!(error(&fenced), ResponseError::FencedMemberEpoch.code());
+    // The client gives up everything and joins again with the same id.
+    let response = h.send(1, &join_request("a", &["t"]));
+    assert_eq!(error(&response), 0);
+    assert_eq!(response.member_epoch, epoch);
+    assert_eq!(assignment_of(&response), Some(partitions));
+    assert_eq!(h.group.group_epoch(), epoch);
 }
 
 #[test]
@@ -864,7 +888,11 @@ impl Slots {
             return;
         }
         self.restarts += 1;
-        let topics: &[&str] = if slot.is_multiple_of(2) { &["t", "u"] } else { &["t"] };
+        let topics: &[&str] = if slot.is_multiple_of(2) {
+            &["t", "u"]
+        } else {
+            &["t"]
+        };
         let version = if slot == 2 { 0 } else { 1 };
         let mut request = join_request(&format!("m{slot}-{}", self.restarts), topics);
         if version == 0 {
