@@ -1481,8 +1481,10 @@ impl ClassicGroup {
                     new_member_added: true,
                 }) if deadline < limit => {
                     let delay_ms = Millis::from(cfg.initial_rebalance_delay_ms.max(0));
+                    // From the deadline, not from `now`: a late tick must
+                    // not change how long the group waits.
                     self.join_phase = Some(JoinPhase::Initial {
-                        deadline: now.saturating_add(delay_ms).min(limit).max(deadline),
+                        deadline: deadline.saturating_add(delay_ms).min(limit),
                         limit,
                         new_member_added: false,
                     });
@@ -1543,7 +1545,6 @@ impl ClassicGroup {
             Some(leader) => debug_assert!(self.members.contains_key(leader)),
             None => debug_assert!(self.members.is_empty()),
         }
-        debug_assert!(self.members.is_empty() || self.protocol_type.is_some());
         for (id, member) in &self.members {
             debug_assert_eq!(id, &member.member_id);
             debug_assert!(!self.pending_members.contains_key(id));
