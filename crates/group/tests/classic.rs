@@ -1331,13 +1331,18 @@ fn subscribed_topics_decodes_consumer_metadata() {
         Bytes::from_static(b"\x00\x00\x00\x00\x00\x01\xff\xff"),
         Bytes::from_static(b"\x00\x00\x00\x00\x00\x01\x00\x02\xff\xfe"),
     ];
+    // A bare v0 subscription, nothing after the topics.
+    h.join_new(vec![(
+        "range".to_string(),
+        Bytes::from_static(b"\x00\x00\x00\x00\x00\x01\x00\x01z"),
+    )]);
     for metadata in garbage {
         h.join_new(vec![("range".to_string(), metadata)]);
     }
     h.advance(6_000);
     assert_eq!(h.group.state(), ClassicState::CompletingRebalance);
     let topics: Vec<String> = h.group.subscribed_topics().unwrap().into_iter().collect();
-    assert_eq!(topics, vec!["orders", "payments", "refunds"]);
+    assert_eq!(topics, vec!["orders", "payments", "refunds", "z"]);
 }
 
 #[test]
