@@ -399,6 +399,8 @@ impl Shard {
     }
 
     /// Handles a ConsumerGroupHeartbeat.
+    /// `client` is the request's client id and the client's host, shown
+    /// by ConsumerGroupDescribe.
     pub fn consumer_heartbeat(
         &mut self,
         now: Millis,
@@ -406,8 +408,10 @@ impl Shard {
         version: i16,
         request: &ConsumerGroupHeartbeatRequest,
         fresh_member_id: &str,
+        client: (&str, &str),
     ) -> ConsumerGroupHeartbeatResponse {
         let group_id = request.group_id.as_str();
+        let created = !self.groups.contains_key(group_id);
         let convert = match self.groups.get(group_id) {
             Some(Group::Classic(group)) if !group.is_empty() => {
                 return ConsumerGroupHeartbeatResponse::default()
@@ -437,24 +441,36 @@ impl Shard {
             return ConsumerGroupHeartbeatResponse::default()
                 .with_error_code(code(ResponseError::UnknownServerError));
         };
-        group.heartbeat(
+        let response = group.heartbeat(
             now,
             &self.cfg.consumer,
             topics,
             version,
             request,
             fresh_member_id,
-        )
+        );
+        if response.error_code == 0 && request.member_epoch == 0 {
+            if let Some(member_id) = &response.member_id {
+                group.set_client(member_id, client.0, client.1);
+            }
+        }
+        // A refused first join leaves no group behind.
+        if created && response.error_code != 0 && group.is_empty() {
+            self.groups.remove(group_id);
+        }
+        response
     }
 
-    /// A KIP-848 group for ConsumerGroupDescribe, or the error code.
+    /// A KIP-848 group for ConsumerGroupDescribe at `version`, or the
+    /// error code.
     pub fn consumer_describe(
         &self,
         group_id: &str,
         topics: &dyn TopicMetadata,
+        version: i16,
     ) -> Result<DescribedGroup, (i16, String)> {
         match self.groups.get(group_id) {
-            Some(Group::Consumer(group)) => Ok(group.describe(topics)),
+            Some(Group::Consumer(group)) => Ok(group.describe_at(topics, version)),
             Some(Group::Classic(_)) => Err((
                 code(ResponseError::GroupIdNotFound),
                 format!("Group {group_id} is not a consumer group."),
@@ -473,8 +489,9 @@ impl Shard {
         now: Millis,
         req: &CommitRequest,
     ) -> Result<(Vec<i16>, Vec<Write>), i16> {
-        match self.groups.get(&req.group_id) {
-            Some(Group::Classic(group)) => group.validate_offset_commit(
+        match self.groups.get_mut(&req.group_id) {
+            Some(Group::Classic(group)) => group.accept_offset_commit(
+                now,
                 &req.member_id,
                 req.group_instance_id.as_deref(),
                 req.generation_or_epoch,
@@ -809,5 +826,259 @@ impl Shard {
         }
         self.groups.clear();
         effects
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    struct NoTopics;
+
+    impl TopicMetadata for NoTopics {
+        fn topic_by_name(&self, _: &str) -> Option<(uuid::Uuid, i32)> {
+            None
+        }
+        fn topic_by_id(&self, _: uuid::Uuid) -> Option<(String, i32)> {
+            None
+        }
+        fn topic_names(&self) -> Vec<String> {
+            Vec::new()
+        }
+    }
+
+    fn commit(group: &str, generation: i32, member: &str, offset: i64) -> CommitRequest {
+        CommitRequest {
+            group_id: group.into(),
+            api_version: 8,
+            member_id: member.into(),
+            group_instance_id: None,
+            generation_or_epoch: generation,
+            retention_time_ms: -1,
+            partitions: vec![CommitPartition {
+                topic: "t".into(),
+                partition: 0,
+                offset,
+                leader_epoch: 3,
+                metadata: Some("meta".into()),
+            }],
+        }
+    }
+
+    fn join_request(id: RequestId, member: &str) -> JoinRequest {
+        JoinRequest {
+            request: id,
+            version: 3,
+            member_id: member.into(),
+            group_instance_id: None,
+            client_id: "c".into(),
+            client_host: "/127.0.0.1".into(),
+            session_timeout_ms: 10_000,
+            rebalance_timeout_ms: 10_000,
+            protocol_type: "consumer".into(),
+            protocols: vec![("range".into(), Bytes::from_static(b"sub"))],
+            reason: None,
+            fresh_suffix: "x".into(),
+        }
+    }
+
+    fn cfg() -> ShardConfig {
+        let mut cfg = ShardConfig::default();
+        cfg.classic.initial_rebalance_delay_ms = 0;
+        cfg.offsets_retention_ms = 1_000;
+        cfg
+    }
+
+    /// Replays `writes` into `shard` as the runtime does at start.
+    fn replay_all(shard: &mut Shard, writes: &[Write], now: Millis) {
+        for w in writes {
+            shard.replay(&w.key(), w.value().as_deref(), now).unwrap();
+        }
+    }
+
+    #[test]
+    fn commits_apply_only_after_the_write_and_replay_to_the_same_state() {
+        let mut shard = Shard::new(0, cfg());
+        let (codes, writes) = shard.commit_offsets(100, &commit("g", -1, "", 7)).unwrap();
+        assert_eq!(codes, [0]);
+        assert!(
+            shard.offsets().get("g", "t", 0).is_none(),
+            "not before apply"
+        );
+        shard.apply(&writes);
+        let stored = shard.offsets().get("g", "t", 0).unwrap().clone();
+        assert_eq!(
+            (stored.offset, stored.leader_epoch, stored.metadata.as_str()),
+            (7, 3, "meta")
+        );
+        let mut fresh = Shard::new(0, cfg());
+        replay_all(&mut fresh, &writes, 200);
+        assert_eq!(fresh.offsets().get("g", "t", 0), Some(&stored));
+        assert_eq!(fresh.list_groups()[0].state, "Empty");
+    }
+
+    #[test]
+    fn a_group_with_members_refuses_simple_commits_and_replays_its_generation() {
+        let mut shard = Shard::new(0, cfg());
+        let effects = shard.join(0, "g", join_request(1, ""));
+        let Reply::Join(1, joined) = &effects.replies[0] else {
+            panic!("no join answer: {effects:?}");
+        };
+        assert_eq!(joined.error, 0);
+        let member = joined.member_id.clone();
+        let generation = joined.generation_id;
+        let synced = shard.sync(
+            0,
+            "g",
+            SyncRequest {
+                request: 2,
+                member_id: member.clone(),
+                group_instance_id: None,
+                generation_id: generation,
+                protocol_type: None,
+                protocol_name: None,
+                assignments: vec![(member.clone(), Bytes::from_static(b"a"))],
+            },
+        );
+        assert!(
+            synced
+                .writes
+                .iter()
+                .any(|w| matches!(w, Write::Group { value: Some(_), .. })),
+            "the assignment is persisted"
+        );
+        assert_eq!(
+            shard
+                .commit_offsets(1, &commit("g", -1, "", 1))
+                .unwrap_err(),
+            ResponseError::UnknownMemberId.code()
+        );
+        assert_eq!(
+            shard
+                .commit_offsets(1, &commit("g", generation + 1, &member, 1))
+                .unwrap_err(),
+            ResponseError::IllegalGeneration.code()
+        );
+        assert!(shard
+            .commit_offsets(1, &commit("g", generation, &member, 1))
+            .is_ok());
+        assert_eq!(
+            shard.delete_group("g").unwrap_err(),
+            ResponseError::NonEmptyGroup.code()
+        );
+        // After a restart the member carries on in the same generation.
+        let mut fresh = Shard::new(0, cfg());
+        replay_all(&mut fresh, &synced.writes, 5);
+        assert_eq!(fresh.heartbeat(6, "g", &member, None, generation), 0);
+        // A KIP-848 heartbeat cannot take over a classic group with members.
+        let request = ConsumerGroupHeartbeatRequest::default().with_group_id(
+            kafka_protocol::messages::GroupId(StrBytes::from_static_str("g")),
+        );
+        let response = fresh.consumer_heartbeat(7, &NoTopics, 1, &request, "m", ("c", "h"));
+        assert_eq!(response.error_code, ResponseError::GroupIdNotFound.code());
+    }
+
+    #[test]
+    fn held_joins_are_answered_not_coordinator_on_unload() {
+        let mut shard = Shard::new(0, cfg());
+        let first = shard.join(0, "g", join_request(1, ""));
+        let Reply::Join(_, joined) = &first.replies[0] else {
+            panic!("no join answer");
+        };
+        // A second member makes the first rejoin; the second's join is held.
+        let held = shard.join(1, "g", join_request(2, ""));
+        assert!(held.replies.is_empty(), "{held:?}");
+        assert!(shard.next_deadline().is_some());
+        let unloaded = shard.unload();
+        let codes: Vec<i16> = unloaded
+            .replies
+            .iter()
+            .map(|r| match r {
+                Reply::Join(_, j) => j.error,
+                Reply::Sync(_, s) => s.error,
+            })
+            .collect();
+        assert_eq!(codes, [ResponseError::NotCoordinator.code()]);
+        assert!(shard.list_groups().is_empty());
+        assert!(!joined.member_id.is_empty());
+    }
+
+    #[test]
+    fn deleting_and_expiring_write_tombstones_that_replay_to_nothing() {
+        let mut shard = Shard::new(0, cfg());
+        let mut log = Vec::new();
+        for group in ["a", "b"] {
+            let (_, writes) = shard.commit_offsets(0, &commit(group, -1, "", 1)).unwrap();
+            shard.apply(&writes);
+            log.extend(writes);
+        }
+        assert_eq!(
+            shard.delete_group("missing"),
+            Err(ResponseError::GroupIdNotFound.code())
+        );
+        let deleted = shard.delete_group("a").unwrap();
+        assert_eq!(deleted.len(), 2, "one offset and the group");
+        log.extend(deleted);
+        assert!(
+            shard.expire_offsets(999).is_empty(),
+            "retention not reached"
+        );
+        let expired = shard.expire_offsets(1_000);
+        assert_eq!(expired.len(), 2, "b's offset and b itself: {expired:?}");
+        shard.apply(&expired);
+        log.extend(expired);
+        assert!(shard.list_groups().is_empty());
+        let mut fresh = Shard::new(0, cfg());
+        replay_all(&mut fresh, &log, 2_000);
+        assert!(fresh.list_groups().is_empty());
+        assert!(fresh.offsets().group("a").is_none() && fresh.offsets().group("b").is_none());
+    }
+
+    #[test]
+    fn offset_delete_refuses_topics_the_active_group_consumes() {
+        let mut shard = Shard::new(0, cfg());
+        // ConsumerProtocolSubscription v0 with topic "t".
+        let subscription = Bytes::from_static(&[0, 0, 0, 0, 0, 1, 0, 1, b't', 0, 0, 0, 0]);
+        let mut request = join_request(1, "");
+        request.protocols = vec![("range".into(), subscription)];
+        let effects = shard.join(0, "g", request);
+        let Reply::Join(_, joined) = &effects.replies[0] else {
+            panic!("no join answer");
+        };
+        let (member, generation) = (joined.member_id.clone(), joined.generation_id);
+        // Commits wait for the assignment (REBALANCE_IN_PROGRESS before).
+        assert_eq!(
+            shard
+                .commit_offsets(0, &commit("g", generation, &member, 4))
+                .unwrap_err(),
+            ResponseError::RebalanceInProgress.code()
+        );
+        shard.sync(
+            0,
+            "g",
+            SyncRequest {
+                request: 2,
+                member_id: member.clone(),
+                group_instance_id: None,
+                generation_id: generation,
+                protocol_type: None,
+                protocol_name: None,
+                assignments: Vec::new(),
+            },
+        );
+        let (_, writes) = shard
+            .commit_offsets(0, &commit("g", generation, &member, 4))
+            .unwrap_or_else(|code| panic!("commit refused: {code}"));
+        shard.apply(&writes);
+        let (codes, writes) = shard
+            .delete_offsets("g", &[("t".into(), 0), ("other".into(), 0)])
+            .unwrap();
+        assert_eq!(codes, [ResponseError::GroupSubscribedToTopic.code(), 0]);
+        assert!(writes.is_empty(), "nothing committed for 'other'");
+        assert_eq!(
+            shard.delete_offsets("nope", &[]).unwrap_err(),
+            ResponseError::GroupIdNotFound.code()
+        );
     }
 }

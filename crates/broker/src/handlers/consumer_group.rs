@@ -34,7 +34,15 @@ pub(crate) async fn heartbeat(
         .groups
         .run(&ctx.broker, &group_id, |shard| {
             let topics = BrokerTopics(&ctx.broker);
-            let response = shard.consumer_heartbeat(now_ms(), &topics, version, &request, &fresh);
+            let host = format!("/{}", ctx.peer.ip());
+            let response = shard.consumer_heartbeat(
+                now_ms(),
+                &topics,
+                version,
+                &request,
+                &fresh,
+                (&ctx.client_id, &host),
+            );
             (response, Effects::default())
         })
         .await;
@@ -68,7 +76,10 @@ pub(crate) fn describe(
                 Ok(shard) => shard,
                 Err(code) => return failed(code, None),
             };
-            let described = shard.lock().consumer_describe(group_id.as_str(), &topics);
+            let described =
+                shard
+                    .lock()
+                    .consumer_describe(group_id.as_str(), &topics, ctx.api_version);
             match described {
                 Ok(group) => group
                     .with_group_id(group_id.clone())
