@@ -1228,13 +1228,15 @@ impl ClassicGroup {
         }
     }
 
-    /// Ends the join phase: members that did not rejoin are removed, and
-    /// the rest form the next generation.
+    /// Ends the join phase: dynamic members that did not rejoin are
+    /// removed, and the rest form the next generation. Static members stay,
+    /// as in Kafka — a restarting static member keeps its place — and are
+    /// removed later if they miss the sync deadline or their session ends.
     fn complete_join(&mut self, now: Millis, out: &mut Vec<Output>) {
         let absent: Vec<String> = self
             .members
             .values()
-            .filter(|m| m.held_join.is_none())
+            .filter(|m| m.held_join.is_none() && m.group_instance_id.is_none())
             .map(|m| m.member_id.clone())
             .collect();
         for member_id in &absent {

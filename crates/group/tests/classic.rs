@@ -484,7 +484,7 @@ fn members_that_do_not_rejoin_in_time_are_removed() {
 }
 
 #[test]
-fn static_members_that_do_not_rejoin_are_removed_too() {
+fn static_members_that_do_not_rejoin_stay_until_the_sync_deadline() {
     let mut h = Harness::new(cfg(0));
     let req = h.join_req("", Some("a"), range(&["t"]));
     let ra = req.request;
@@ -502,7 +502,15 @@ fn static_members_that_do_not_rejoin_are_removed_too() {
         );
     }
     h.advance(2_000);
+    // Kafka keeps a static member through the join phase: it is part of
+    // the new generation (a restarting static member keeps its place).
     assert_eq!(h.group.state(), ClassicState::CompletingRebalance);
+    assert_eq!(h.group.members().len(), 2);
+    // "b" syncs; "a" never does, so the sync deadline removes it.
+    let b = h.member_ids().into_iter().find(|m| *m != a).unwrap();
+    let generation = h.group.generation();
+    h.sync(&b, Some("b"), generation, Vec::new());
+    h.advance(30_000);
     assert_eq!(h.group.members().len(), 1);
     assert_eq!(
         h.heartbeat(&a, Some("a")),
