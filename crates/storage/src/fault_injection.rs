@@ -40,6 +40,10 @@ pub enum FaultOp {
     SyncData,
     /// [`StorageIo::sync_dir`].
     SyncDir,
+    /// [`StorageIo::rename`] (matched on the source path).
+    Rename,
+    /// [`StorageIo::remove_file`].
+    Remove,
 }
 
 /// One planned failure. Built with [`Fault::write`] and friends, refined
@@ -89,6 +93,16 @@ impl Fault {
     /// Fails a truncation (the file is left as it was).
     pub fn set_len() -> Fault {
         Fault::new(FaultOp::SetLen)
+    }
+
+    /// Fails a rename (nothing is renamed); `on` matches the source path.
+    pub fn rename() -> Fault {
+        Fault::new(FaultOp::Rename)
+    }
+
+    /// Fails a file removal (the file stays).
+    pub fn remove() -> Fault {
+        Fault::new(FaultOp::Remove)
     }
 
     /// Applies only to files whose path ends with `suffix` (".log",
@@ -259,6 +273,20 @@ impl StorageIo for FaultyIo {
         match self.due(FaultOp::SyncDir, Some(dir)) {
             Some(fault) => Err(failure(&fault)),
             None => StdIo.sync_dir(dir),
+        }
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        match self.due(FaultOp::Rename, Some(from)) {
+            Some(fault) => Err(failure(&fault)),
+            None => StdIo.rename(from, to),
+        }
+    }
+
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        match self.due(FaultOp::Remove, Some(path)) {
+            Some(fault) => Err(failure(&fault)),
+            None => StdIo.remove_file(path),
         }
     }
 }

@@ -13,6 +13,7 @@
 #![deny(clippy::unwrap_used)]
 
 mod checkpoint;
+mod cleaner;
 mod config;
 mod error;
 pub mod fault_injection;
@@ -22,10 +23,12 @@ mod offset_index;
 pub mod producer_state;
 mod recovery;
 mod segment;
+mod segment_swap;
 mod storage_io;
 mod time_index;
 
-pub use config::{LogConfig, TimestampType};
+pub use cleaner::{CleanableStatus, CompactionReport, DEFAULT_DEDUPE_BUFFER_BYTES};
+pub use config::{CleanupPolicy, DirtyRatio, LogConfig, TimestampType};
 pub use error::LogError;
 pub use log::{AppendInfo, AppendOutcome, FlushTask, Log, ReadSlice, RecoveryReport};
 pub use log_manager::{BackgroundHandle, BackgroundOptions, LogManager};

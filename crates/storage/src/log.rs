@@ -16,11 +16,12 @@ use std::sync::Arc;
 
 use runnel_model::{Offset, Timestamp};
 use runnel_protocol::batch::{
-    record_infos, set_base_offset, set_log_append_time, split_batches, validate_batch, BatchError,
-    BatchHeader,
+    set_base_offset, set_log_append_time, split_batches, stored_record_infos, validate_batch,
+    BatchError, BatchHeader,
 };
 
 use crate::checkpoint::{self, LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE};
+use crate::cleaner::CleanerState;
 use crate::producer_state::{ProducerEntry, ProducerStateManager, SequenceCheck};
 use crate::segment::{Segment, SegmentMark};
 use crate::storage_io::{StdIo, StorageIo};
@@ -145,6 +146,7 @@ pub struct Log {
     pub(crate) last_flush_time: Timestamp,
     pub(crate) producers: ProducerStateManager,
     pub(crate) offline: Option<String>,
+    pub(crate) cleaner: CleanerState,
 }
 
 impl Log {
@@ -188,7 +190,7 @@ impl Log {
         )
     }
 
-    fn check_online(&self) -> Result<(), LogError> {
+    pub(crate) fn check_online(&self) -> Result<(), LogError> {
         match &self.offline {
             Some(reason) => Err(LogError::Offline(reason.clone())),
             None => Ok(()),
@@ -218,7 +220,7 @@ impl Log {
         self.offline.as_deref()
     }
 
-    fn poison(&mut self, what: &str, err: io::Error) -> LogError {
+    pub(crate) fn poison(&mut self, what: &str, err: io::Error) -> LogError {
         self.mark_offline(format!("{what} failed: {err}"));
         self.check_online().err().unwrap_or(LogError::Io(err))
     }
@@ -247,7 +249,7 @@ impl Log {
         LogError::from_write(err)
     }
 
-    fn active(&self) -> &Segment {
+    pub(crate) fn active(&self) -> &Segment {
         debug_assert!(!self.segments.is_empty());
         &self.segments[self.segments.len() - 1]
     }
@@ -495,7 +497,7 @@ impl Log {
                 })?;
                 let Some((at, header)) = found else { break };
                 let bytes = segment.read_batch(at, &header)?;
-                let hit = match record_infos(&bytes, MAX_DECODE_BYTES) {
+                let hit = match stored_record_infos(&bytes, MAX_DECODE_BYTES) {
                     Ok(records) => records
                         .into_iter()
                         .find(|r| r.timestamp >= target && r.offset >= self.log_start_offset)
@@ -538,7 +540,7 @@ impl Log {
             )));
         };
         let bytes = segment.read_batch(at, &header)?;
-        let offset = record_infos(&bytes, MAX_DECODE_BYTES)
+        let offset = stored_record_infos(&bytes, MAX_DECODE_BYTES)
             .ok()
             .and_then(|records| records.into_iter().find(|r| r.timestamp == max))
             .map_or(header.last_offset(), |r| r.offset);
@@ -599,8 +601,12 @@ impl Log {
     /// log minus that segment is still at least `retention.bytes`) to a
     /// prefix of the segments. If every segment is expired the active one is
     /// rolled first, as Kafka does. Returns the number of segments deleted.
+    /// Does nothing unless `cleanup.policy` contains `delete`.
     pub fn apply_retention(&mut self, now: Timestamp) -> Result<usize, LogError> {
         self.check_online()?;
+        if !self.config.cleanup_policy.delete {
+            return Ok(0);
+        }
         let mut expired = 0;
         if self.config.retention_ms >= 0 {
             for segment in &self.segments {

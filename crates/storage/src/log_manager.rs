@@ -1,6 +1,7 @@
 //! The logs of one data directory: the directory lock, the clean-shutdown
-//! marker, partition directories, and the background thread that flushes
-//! and applies retention.
+//! marker, partition directories, the background thread that flushes and
+//! applies retention, and the cleaner thread that compacts logs whose
+//! `cleanup.policy` contains `compact`.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -13,7 +14,8 @@ use std::time::Duration;
 use parking_lot::{Condvar, Mutex, RwLock};
 use runnel_model::{PartitionId, Timestamp, TopicName, TopicPartition};
 
-use crate::{Log, LogConfig, LogError, StdIo, StorageIo};
+use crate::cleaner::{compact_shared, CleanerOptions, DEFAULT_DEDUPE_BUFFER_BYTES};
+use crate::{CompactionReport, Log, LogConfig, LogError, StdIo, StorageIo};
 
 /// Marker written at the end of a clean shutdown; its presence at start
 /// lets logs skip recovery.
@@ -25,7 +27,7 @@ const DELETE_SUFFIX: &str = "-delete";
 /// Kafka's `producer.id.expiration.ms` default: one day.
 pub const DEFAULT_PRODUCER_ID_EXPIRATION_MS: i64 = 86_400_000;
 
-/// Intervals of the background thread.
+/// Settings of the background threads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BackgroundOptions {
     /// How often to check logs against `flush.messages` / `flush.ms`
@@ -33,6 +35,15 @@ pub struct BackgroundOptions {
     pub flush_check_interval_ms: u64,
     /// How often to apply retention (`log.retention.check.interval.ms`).
     pub retention_check_interval_ms: u64,
+    /// Whether to run the cleaner thread (`log.cleaner.enable`).
+    pub cleaner_enable: bool,
+    /// How long the cleaner sleeps between two looks for logs to clean
+    /// (`log.cleaner.backoff.ms`).
+    pub cleaner_backoff_ms: u64,
+    /// Memory for the cleaner's key -> offset map
+    /// (`log.cleaner.dedupe.buffer.size`); a dirty part with more keys is
+    /// cleaned over several passes.
+    pub cleaner_dedupe_buffer_bytes: u64,
 }
 
 impl Default for BackgroundOptions {
@@ -40,6 +51,9 @@ impl Default for BackgroundOptions {
         BackgroundOptions {
             flush_check_interval_ms: 1000,
             retention_check_interval_ms: 300_000,
+            cleaner_enable: true,
+            cleaner_backoff_ms: 15_000,
+            cleaner_dedupe_buffer_bytes: DEFAULT_DEDUPE_BUFFER_BYTES,
         }
     }
 }
@@ -60,6 +74,7 @@ struct Inner {
     producer_id_expiration_ms: AtomicI64,
     stop: Arc<Stop>,
     background: Mutex<Option<JoinHandle<()>>>,
+    cleaner: Mutex<Option<JoinHandle<()>>>,
 }
 
 /// Owns every partition log of a data directory.
@@ -68,16 +83,16 @@ pub struct LogManager {
     inner: Arc<Inner>,
 }
 
-/// Handle on the background flusher and retention thread. Dropping it
-/// leaves the thread running; [`LogManager::shutdown`] or
-/// [`BackgroundHandle::stop`] ends it.
+/// Handle on the background threads (flusher and retention; cleaner).
+/// Dropping it leaves them running; [`LogManager::shutdown`] or
+/// [`BackgroundHandle::stop`] ends them.
 #[derive(Debug)]
 pub struct BackgroundHandle {
     inner: Arc<Inner>,
 }
 
 impl BackgroundHandle {
-    /// Stops the thread and waits for it.
+    /// Stops the threads and waits for them.
     pub fn stop(self) {
         self.inner.stop_background();
     }
@@ -87,12 +102,54 @@ impl Inner {
     fn stop_background(&self) {
         *self.stop.requested.lock() = true;
         self.stop.wake.notify_all();
-        let handle = self.background.lock().take();
-        if let Some(handle) = handle {
+        let handles = [self.background.lock().take(), self.cleaner.lock().take()];
+        for handle in handles.into_iter().flatten() {
             if handle.join().is_err() {
                 tracing::error!("log background thread panicked");
             }
         }
+    }
+
+    /// Compacts every log the cleaner finds due (see
+    /// [`crate::CleanableStatus::is_due`]), those past
+    /// `max.compaction.lag.ms` or a delete horizon first, then the
+    /// dirtiest. A failing log is logged and left for the next round.
+    fn clean_due_logs(
+        &self,
+        now: Timestamp,
+        options: &CleanerOptions,
+        stop: &dyn Fn() -> bool,
+    ) -> Vec<(TopicPartition, CompactionReport)> {
+        let mut due = Vec::new();
+        for (tp, log) in self.all_logs() {
+            let guard = log.lock();
+            let Some(status) = guard.cleanable_status(now) else {
+                continue;
+            };
+            if guard.uncleanable_reason().is_none()
+                && status.is_due(guard.config().min_cleanable_dirty_ratio)
+            {
+                let urgent = status.max_lag_exceeded || status.delete_horizon_passed;
+                drop(guard);
+                due.push((urgent, status.dirty_ratio(), tp, log));
+            }
+        }
+        due.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.total_cmp(&a.1)));
+        let mut cleaned = Vec::new();
+        for (_, _, tp, log) in due {
+            if stop() {
+                break;
+            }
+            match compact_shared(&log, now, options, stop) {
+                Ok(Some(report)) => {
+                    tracing::info!(partition = %tp, segments = report.segments_cleaned, bytes_before = report.bytes_before, bytes_after = report.bytes_after, removed = report.records_removed, "log compacted");
+                    cleaned.push((tp, report));
+                }
+                Ok(None) => {}
+                Err(err) => tracing::warn!(partition = %tp, %err, "log cleaning failed"),
+            }
+        }
+        cleaned
     }
 
     fn all_logs(&self) -> Vec<(TopicPartition, Arc<Mutex<Log>>)> {
@@ -180,6 +237,27 @@ fn background_loop(inner: Weak<Inner>, stop: Arc<Stop>, options: BackgroundOptio
     }
 }
 
+fn cleaner_loop(inner: Weak<Inner>, stop: Arc<Stop>, options: BackgroundOptions) {
+    let backoff = Duration::from_millis(options.cleaner_backoff_ms.max(1));
+    let cleaner = CleanerOptions {
+        dedupe_buffer_bytes: options.cleaner_dedupe_buffer_bytes,
+    };
+    let stopping = || *stop.requested.lock();
+    loop {
+        {
+            let mut requested = stop.requested.lock();
+            if !*requested {
+                stop.wake.wait_for(&mut requested, backoff);
+            }
+            if *requested {
+                return;
+            }
+        }
+        let Some(inner) = inner.upgrade() else { return };
+        inner.clean_due_logs(Timestamp::now(), &cleaner, &stopping);
+    }
+}
+
 fn parse_partition_dir(name: &str) -> Option<TopicPartition> {
     let (topic, partition) = name.rsplit_once('-')?;
     if partition.is_empty() || !partition.bytes().all(|b| b.is_ascii_digit()) {
@@ -234,6 +312,7 @@ impl LogManager {
                 producer_id_expiration_ms: AtomicI64::new(DEFAULT_PRODUCER_ID_EXPIRATION_MS),
                 stop: Arc::new(Stop::default()),
                 background: Mutex::new(None),
+                cleaner: Mutex::new(None),
             }),
         })
     }
@@ -337,11 +416,49 @@ impl LogManager {
         Ok(())
     }
 
-    /// Starts the background thread (a plain thread, never the async
-    /// runtime): flushes logs by `flush.messages` / `flush.ms` and applies
-    /// retention and producer-id expiry.
+    /// Compacts the log of `tp` now, whatever its dirty ratio (see
+    /// [`Log::compact`]), without holding its lock during the map and the
+    /// rewrite. `None` if there is no such log or nothing to clean.
+    pub fn compact(
+        &self,
+        tp: &TopicPartition,
+        now: Timestamp,
+    ) -> Result<Option<CompactionReport>, LogError> {
+        let Some(log) = self.get(tp) else {
+            return Ok(None);
+        };
+        compact_shared(&log, now, &CleanerOptions::default(), &|| false)
+    }
+
+    /// One round of the cleaner thread at time `now`: compacts every log
+    /// whose dirty ratio reached `min.cleanable.dirty.ratio`, or with a
+    /// dirty record past `max.compaction.lag.ms` or a tombstone past its
+    /// delete horizon. Returns what it compacted.
+    pub fn clean_due_logs(&self, now: Timestamp) -> Vec<(TopicPartition, CompactionReport)> {
+        self.inner
+            .clean_due_logs(now, &CleanerOptions::default(), &|| false)
+    }
+
+    /// Starts the background threads (plain threads, never the async
+    /// runtime): one flushes logs by `flush.messages` / `flush.ms` and
+    /// applies retention and producer-id expiry; the cleaner (unless
+    /// `cleaner_enable` is off) compacts due logs every
+    /// `cleaner_backoff_ms`.
     pub fn start_background(&self, options: BackgroundOptions) -> BackgroundHandle {
+        let mut cleaner_slot = self.inner.cleaner.lock();
         let mut slot = self.inner.background.lock();
+        if slot.is_none() && cleaner_slot.is_none() && options.cleaner_enable {
+            let weak = Arc::downgrade(&self.inner);
+            let stop = Arc::clone(&self.inner.stop);
+            *self.inner.stop.requested.lock() = false;
+            let spawned = std::thread::Builder::new()
+                .name("runnel-log-cleaner".into())
+                .spawn(move || cleaner_loop(weak, stop, options));
+            match spawned {
+                Ok(handle) => *cleaner_slot = Some(handle),
+                Err(err) => tracing::error!(%err, "could not start the log cleaner thread"),
+            }
+        }
         if slot.is_none() {
             *self.inner.stop.requested.lock() = false;
             let weak = Arc::downgrade(&self.inner);

@@ -167,6 +167,14 @@ impl ProducerStateManager {
         }
     }
 
+    /// `(producer id, last offset of its last batch)` for every producer
+    /// with a batch: the batches the cleaner must keep.
+    pub(crate) fn last_offsets(&self) -> impl Iterator<Item = (i64, i64)> + '_ {
+        self.producers
+            .iter()
+            .filter_map(|(&id, entry)| Some((id, entry.batches.back()?.last_offset)))
+    }
+
     /// Replaces the entries in `changed` (the result of a checked append).
     pub(crate) fn commit(&mut self, changed: HashMap<i64, ProducerEntry>) {
         self.producers.extend(changed);

@@ -13,6 +13,7 @@ use runnel_model::Timestamp;
 use runnel_protocol::batch::{validate_batch, BatchHeader, BATCH_HEADER_LEN};
 
 use crate::checkpoint::{self, LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE};
+use crate::cleaner::CleanerState;
 use crate::log::Log;
 use crate::producer_state::{list_snapshots, ProducerStateManager};
 use crate::segment::{offset_file, OpenMode, Segment, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
@@ -51,6 +52,11 @@ pub struct RecoveryReport {
     /// Producer state snapshots that could not be decoded, deleted (the
     /// state is rebuilt from an older snapshot or the log instead).
     pub snapshots_discarded: usize,
+    /// Cleaner swaps a crash interrupted after their commit point,
+    /// completed (the segments they replace deleted, the cleaned segment
+    /// renamed into place, its indexes rebuilt). Swaps interrupted before
+    /// it are rolled back and counted in `stray_files_deleted`.
+    pub swaps_completed: usize,
 }
 
 impl RecoveryReport {
@@ -64,6 +70,7 @@ impl RecoveryReport {
             || self.renamed_segments > 0
             || self.empty_segments_deleted > 0
             || self.snapshots_discarded > 0
+            || self.swaps_completed > 0
     }
 }
 
@@ -71,7 +78,7 @@ impl fmt::Display for RecoveryReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} segments ({} validated), truncated {} bytes, {} invalid batches, {} segments dropped, {} indexes rebuilt, {} stray files deleted, {} segments renamed, {} empty segments deleted, {} snapshots discarded, {} batches replayed for producer state",
+            "{} segments ({} validated), truncated {} bytes, {} invalid batches, {} segments dropped, {} indexes rebuilt, {} stray files deleted, {} segments renamed, {} empty segments deleted, {} snapshots discarded, {} cleaner swaps completed, {} batches replayed for producer state",
             self.segments,
             self.recovered_segments,
             self.truncated_bytes,
@@ -82,6 +89,7 @@ impl fmt::Display for RecoveryReport {
             self.renamed_segments,
             self.empty_segments_deleted,
             self.snapshots_discarded,
+            self.swaps_completed,
             self.producer_batches_replayed
         )
     }
@@ -216,6 +224,7 @@ pub(crate) fn open(
 ) -> Result<(Log, RecoveryReport), LogError> {
     std::fs::create_dir_all(dir)?;
     let mut report = RecoveryReport::default();
+    crate::segment_swap::complete_interrupted_swaps(&*io, dir, &mut report)?;
     let bases = scan_dir(dir, &mut report)?;
     let checkpointed_start = checkpoint::read_offset(dir, LOG_START_OFFSET_FILE);
     let recovery_point = if clean_shutdown {
@@ -259,7 +268,9 @@ pub(crate) fn open(
         last_flush_time: now,
         producers: ProducerStateManager::default(),
         offline: None,
+        cleaner: CleanerState::default(),
     };
+    log.cleaner = CleanerState::load(dir, log.log_start_offset, log_end_offset);
     restore_producer_state(&mut log, &mut report)?;
     if report.repaired_anything() {
         tracing::warn!(%partition, %report, "log recovered");

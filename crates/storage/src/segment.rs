@@ -87,16 +87,27 @@ impl Segment {
         now_ms: i64,
         io: Arc<dyn StorageIo>,
     ) -> io::Result<Segment> {
-        let log_path = offset_file(dir, base_offset, LOG_SUFFIX);
+        Segment::create_with_suffix(dir, base_offset, "", now_ms, io)
+    }
+
+    /// [`Segment::create`] with `temp_suffix` appended to the three file
+    /// names (`.cleaned` for the cleaner's output).
+    pub(crate) fn create_with_suffix(
+        dir: &Path,
+        base_offset: i64,
+        temp_suffix: &str,
+        now_ms: i64,
+        io: Arc<dyn StorageIo>,
+    ) -> io::Result<Segment> {
+        let path = |suffix: &str| {
+            let mut name = offset_file(dir, base_offset, suffix).into_os_string();
+            name.push(temp_suffix);
+            PathBuf::from(name)
+        };
+        let log_path = path(LOG_SUFFIX);
         let files = io.create(&log_path).and_then(|log| {
-            let index = OffsetIndex::create(
-                &offset_file(dir, base_offset, INDEX_SUFFIX),
-                Arc::clone(&io),
-            )?;
-            let time_index = TimeIndex::create(
-                &offset_file(dir, base_offset, TIME_INDEX_SUFFIX),
-                Arc::clone(&io),
-            )?;
+            let index = OffsetIndex::create(&path(INDEX_SUFFIX), Arc::clone(&io))?;
+            let time_index = TimeIndex::create(&path(TIME_INDEX_SUFFIX), Arc::clone(&io))?;
             Ok((log, index, time_index))
         });
         let (log, index, time_index) = match files {
@@ -106,7 +117,7 @@ impl Segment {
                     // Best effort: an empty leftover is harmless (the next
                     // roll truncates it; recovery keeps it as an empty
                     // active segment or deletes it).
-                    let _ = std::fs::remove_file(offset_file(dir, base_offset, suffix));
+                    let _ = std::fs::remove_file(path(suffix));
                 }
                 return Err(err);
             }
@@ -446,7 +457,7 @@ impl Segment {
         }
         let full_bytes = self.size + append_bytes > config.segment_bytes_max();
         let aged = now_ms.saturating_sub(self.rolling_timestamp.unwrap_or(self.created_ms))
-            > config.segment_ms;
+            > config.roll_ms();
         let limit = config.segment_index_bytes as usize;
         let index_full = self.index.size_bytes() + OFFSET_ENTRY_LEN > limit
             || self.time_index.size_bytes() + TIME_ENTRY_LEN > limit;
@@ -516,5 +527,20 @@ impl Segment {
 
     pub(crate) fn log_file(&self) -> &Arc<File> {
         &self.log
+    }
+
+    /// The max timestamp of the first batch (-1 for an empty segment).
+    pub(crate) fn first_batch_timestamp(&self) -> i64 {
+        self.rolling_timestamp.unwrap_or(-1)
+    }
+
+    /// Bytes of the offset index.
+    pub(crate) fn index_size_bytes(&self) -> usize {
+        self.index.size_bytes()
+    }
+
+    /// Bytes of the time index.
+    pub(crate) fn time_index_size_bytes(&self) -> usize {
+        self.time_index.size_bytes()
     }
 }

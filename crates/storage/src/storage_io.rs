@@ -30,6 +30,18 @@ pub trait StorageIo: fmt::Debug + Send + Sync {
     /// Fsyncs a directory, making creations, renames and removals in it
     /// durable.
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+    /// Renames `from` to `to`, replacing `to` atomically if it exists (the
+    /// cleaner's segment swap).
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        std::fs::rename(from, to)
+    }
+    /// Removes the file at `path`; a missing file is not an error.
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        match std::fs::remove_file(path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// The real file system.

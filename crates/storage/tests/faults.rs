@@ -125,6 +125,7 @@ fn background_flusher_takes_log_offline_when_fsync_fails() {
     let background = manager.start_background(BackgroundOptions {
         flush_check_interval_ms: 5,
         retention_check_interval_ms: 60_000,
+        ..BackgroundOptions::default()
     });
     let deadline = Instant::now() + Duration::from_secs(10);
     while !log.lock().is_offline() && Instant::now() < deadline {

@@ -99,6 +99,7 @@ fn background_thread_flushes_by_flush_messages() {
     let handle = manager.start_background(BackgroundOptions {
         flush_check_interval_ms: 5,
         retention_check_interval_ms: 60_000,
+        ..BackgroundOptions::default()
     });
     log.lock().append(&mut batch(), Timestamp(1)).unwrap();
     log.lock().append(&mut batch(), Timestamp(1)).unwrap();
@@ -124,6 +125,7 @@ fn background_thread_applies_retention() {
     let _handle = manager.start_background(BackgroundOptions {
         flush_check_interval_ms: 1000,
         retention_check_interval_ms: 5,
+        ..BackgroundOptions::default()
     });
     let deadline = Instant::now() + Duration::from_secs(10);
     while log.lock().log_start_offset() < Offset(1) {
