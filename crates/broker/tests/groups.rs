@@ -652,3 +652,203 @@ async fn a_silent_member_is_expired_and_a_deleted_group_stays_deleted_after_rest
     assert_eq!(names, ["keep", "short"]);
     broker.stop().await;
 }
+
+async fn cg_heartbeat(
+    client: &mut RawClient,
+    version: i16,
+    request: ConsumerGroupHeartbeatRequest,
+) -> ConsumerGroupHeartbeatResponse {
+    client
+        .call(ApiKey::ConsumerGroupHeartbeat, version, &request)
+        .await
+}
+
+fn owned(response: &ConsumerGroupHeartbeatResponse) -> Vec<i32> {
+    let mut partitions: Vec<i32> = response
+        .assignment
+        .as_ref()
+        .map(|a| {
+            a.topic_partitions
+                .iter()
+                .flat_map(|t| t.partitions.clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    partitions.sort();
+    partitions
+}
+
+#[tokio::test]
+async fn consumer_protocol_members_split_a_topic_and_describe_shows_them() {
+    let broker = TestBroker::start(&[("offsets.topic.num.partitions", "1")]).await;
+    let mut client = broker.client().await;
+    create_topic(&mut client, "t", 4).await;
+    let join_848 = |member: &str| {
+        ConsumerGroupHeartbeatRequest::default()
+            .with_group_id(group("kip848"))
+            .with_member_id(s(member))
+            .with_member_epoch(0)
+            .with_rebalance_timeout_ms(5000)
+            .with_subscribed_topic_names(Some(vec![TopicName(s("t"))]))
+            .with_topic_partitions(Some(Vec::new()))
+    };
+    // v0: the coordinator names the member.
+    let a = cg_heartbeat(&mut client, 0, join_848("")).await;
+    assert_eq!(a.error_code, 0, "{:?}", a.error_message);
+    let a_id = a.member_id.clone().unwrap().to_string();
+    assert!(!a_id.is_empty());
+    assert!(a.member_epoch > 0);
+    assert_eq!(owned(&a), [0, 1, 2, 3]);
+    assert!(a.heartbeat_interval_ms > 0);
+    // v1: the client names itself; an empty id is refused.
+    let refused = cg_heartbeat(&mut client, 1, join_848("")).await;
+    assert_eq!(refused.error_code, ResponseError::InvalidRequest.code());
+    let b = cg_heartbeat(&mut client, 1, join_848("member-b")).await;
+    assert_eq!(b.error_code, 0);
+    assert_eq!(b.member_id.as_ref().unwrap().as_str(), "member-b");
+    // B gets nothing until A gives partitions up.
+    assert!(owned(&b).is_empty());
+    let topic_id = a.assignment.as_ref().unwrap().topic_partitions[0].topic_id;
+    let partitions = |ps: Vec<i32>| {
+        Some(vec![
+            consumer_group_heartbeat_request::TopicPartitions::default()
+                .with_topic_id(topic_id)
+                .with_partitions(ps),
+        ])
+    };
+    let a2 = cg_heartbeat(
+        &mut client,
+        0,
+        ConsumerGroupHeartbeatRequest::default()
+            .with_group_id(group("kip848"))
+            .with_member_id(s(&a_id))
+            .with_member_epoch(a.member_epoch)
+            .with_topic_partitions(partitions(vec![0, 1, 2, 3])),
+    )
+    .await;
+    assert_eq!(a2.error_code, 0);
+    let kept = owned(&a2);
+    assert_eq!(kept.len(), 2, "A must revoke half: {kept:?}");
+    // A acknowledges the revocation; B then receives the other half.
+    let a3 = cg_heartbeat(
+        &mut client,
+        0,
+        ConsumerGroupHeartbeatRequest::default()
+            .with_group_id(group("kip848"))
+            .with_member_id(s(&a_id))
+            .with_member_epoch(a2.member_epoch)
+            .with_topic_partitions(partitions(kept.clone())),
+    )
+    .await;
+    assert_eq!(a3.error_code, 0);
+    let b2 = cg_heartbeat(
+        &mut client,
+        1,
+        ConsumerGroupHeartbeatRequest::default()
+            .with_group_id(group("kip848"))
+            .with_member_id(s("member-b"))
+            .with_member_epoch(b.member_epoch)
+            .with_topic_partitions(partitions(Vec::new())),
+    )
+    .await;
+    assert_eq!(b2.error_code, 0);
+    let mut all = kept.clone();
+    all.extend(owned(&b2));
+    all.sort();
+    assert_eq!(all, [0, 1, 2, 3], "the two halves cover the topic once");
+    // A stale epoch is fenced.
+    let fenced = cg_heartbeat(
+        &mut client,
+        1,
+        ConsumerGroupHeartbeatRequest::default()
+            .with_group_id(group("kip848"))
+            .with_member_id(s("member-b"))
+            .with_member_epoch(b2.member_epoch + 5),
+    )
+    .await;
+    assert_eq!(fenced.error_code, ResponseError::FencedMemberEpoch.code());
+
+    for version in [0, 1] {
+        let described: ConsumerGroupDescribeResponse = client
+            .call(
+                ApiKey::ConsumerGroupDescribe,
+                version,
+                &ConsumerGroupDescribeRequest::default()
+                    .with_group_ids(vec![group("kip848"), group("absent")]),
+            )
+            .await;
+        let g = &described.groups[0];
+        assert_eq!(g.error_code, 0);
+        assert_eq!(g.members.len(), 2);
+        assert_eq!(g.assignor_name.as_str(), "uniform");
+        assert!(g
+            .members
+            .iter()
+            .all(|m| m.client_host.starts_with("/127.0.0.1")));
+        assert_eq!(
+            described.groups[1].error_code,
+            ResponseError::GroupIdNotFound.code()
+        );
+    }
+    let listed: ListGroupsResponse = client
+        .call(
+            ApiKey::ListGroups,
+            5,
+            &ListGroupsRequest::default().with_types_filter(vec![s("consumer")]),
+        )
+        .await;
+    assert_eq!(listed.groups.len(), 1);
+    assert_eq!(listed.groups[0].protocol_type.as_str(), "consumer");
+    // The classic APIs see a consumer group as not theirs.
+    let joined = join(&mut client, "kip848", "", None, b"x").await;
+    assert_eq!(
+        joined.error_code,
+        ResponseError::InconsistentGroupProtocol.code()
+    );
+    // Commits need v9 and the member's epoch.
+    let old: OffsetCommitResponse = client
+        .call(
+            ApiKey::OffsetCommit,
+            8,
+            &commit_request("kip848", b2.member_epoch, "member-b", &[("t", 0, 1, "")]),
+        )
+        .await;
+    assert_eq!(
+        old.topics[0].partitions[0].error_code,
+        ResponseError::UnsupportedVersion.code()
+    );
+    let ok: OffsetCommitResponse = client
+        .call(
+            ApiKey::OffsetCommit,
+            9,
+            &commit_request("kip848", b2.member_epoch, "member-b", &[("t", 0, 1, "")]),
+        )
+        .await;
+    assert_eq!(ok.topics[0].partitions[0].error_code, 0);
+    // Both leave; the group can then be deleted.
+    for (member, epoch, version) in [
+        (a_id.as_str(), a3.member_epoch, 0),
+        ("member-b", b2.member_epoch, 1),
+    ] {
+        let left = cg_heartbeat(
+            &mut client,
+            version,
+            ConsumerGroupHeartbeatRequest::default()
+                .with_group_id(group("kip848"))
+                .with_member_id(s(member))
+                .with_member_epoch(-1),
+        )
+        .await;
+        assert_eq!(left.error_code, 0, "{member} at {epoch}");
+        assert_eq!(left.member_epoch, -1);
+    }
+    let deleted: DeleteGroupsResponse = client
+        .call(
+            ApiKey::DeleteGroups,
+            2,
+            &DeleteGroupsRequest::default().with_groups_names(vec![group("kip848")]),
+        )
+        .await;
+    assert_eq!(deleted.results[0].error_code, 0);
+    broker.stop().await;
+}
