@@ -178,6 +178,36 @@ async fn a_batch_claiming_more_records_than_it_holds_is_refused() {
     broker.stop().await;
 }
 
+#[tokio::test]
+async fn a_compacted_topic_refuses_records_without_a_key() {
+    let broker = TestBroker::start(&[]).await;
+    let mut client = broker.client().await;
+    create(&mut client, "compacted", &[("cleanup.policy", "compact")]).await;
+    let now = runnel_model::Timestamp::now().0;
+    let mixed = BatchBuilder::default()
+        .keyed(now, b"k", Some(b"v"))
+        .value(now, b"no key")
+        .build()
+        .unwrap();
+    let response = produce(&mut client, "compacted", 1, mixed).await;
+    assert_eq!(response.error_code, ResponseError::InvalidRecord.code());
+    let indexes: Vec<i32> = response
+        .record_errors
+        .iter()
+        .map(|e| e.batch_index)
+        .collect();
+    assert_eq!(indexes, [1]);
+    let keyed = BatchBuilder::default()
+        .keyed(now, b"k", Some(b"v"))
+        .keyed(now, b"k", None)
+        .build()
+        .unwrap();
+    let response = produce(&mut client, "compacted", 1, keyed).await;
+    assert_eq!(response.error_code, 0, "keys and tombstones are fine");
+    assert_eq!(response.base_offset, 0);
+    broker.stop().await;
+}
+
 fn idempotent(producer_id: i64, epoch: i16, sequence: i32, values: &[&[u8]]) -> Vec<u8> {
     let now = runnel_model::Timestamp::now().0;
     values

@@ -11,7 +11,8 @@ use kafka_protocol::ResponseError;
 use runnel_model::config::{TimestampType, TopicSettings};
 use runnel_model::Timestamp;
 use runnel_protocol::batch::{
-    record_infos, validate_batch, BatchError, BatchHeader, BATCH_HEADER_LEN, MIN_BATCH_LENGTH,
+    decode_records, record_infos, validate_batch, BatchError, BatchHeader, BATCH_HEADER_LEN,
+    MIN_BATCH_LENGTH,
 };
 use runnel_storage::{AppendInfo, AppendOutcome, LogError};
 
@@ -204,6 +205,29 @@ fn validate(settings: &TopicSettings, records: &[u8]) -> Result<(), Failure> {
         ));
     }
     let infos = record_infos(records, MAX_UNCOMPRESSED_BATCH_BYTES).map_err(batch_failure)?;
+    if settings.cleanup_policy.compact {
+        // The cleaner keeps one record per key; Kafka refuses keyless ones.
+        let decoded =
+            decode_records(records, MAX_UNCOMPRESSED_BATCH_BYTES).map_err(batch_failure)?;
+        let record_errors: Vec<(i32, String)> = decoded
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.key.is_none())
+            .map(|(i, _)| {
+                (
+                    i as i32,
+                    "Compacted topic cannot accept message without key".to_string(),
+                )
+            })
+            .collect();
+        if !record_errors.is_empty() {
+            return Err(Failure {
+                error: ResponseError::InvalidRecord,
+                message: Some("One or more records have been rejected".into()),
+                record_errors,
+            });
+        }
+    }
     if settings.message_timestamp_type == TimestampType::CreateTime {
         let now = Timestamp::now().0;
         let earliest = now.saturating_sub(settings.message_timestamp_before_max_ms);
