@@ -802,3 +802,7 @@ fn for_each_batch(
     }
     Ok(())
 }
+
+#[cfg(test)]
+#[path = "cleaner_tests.rs"]
+mod tests;

@@ -255,26 +255,35 @@ fn swap_end_offset(path: &Path) -> io::Result<i64> {
     Ok(end)
 }
 
-/// Test hook: makes [`swap_in`] stop dead after its n-th file operation,
+/// Test hook: makes [`swap_in`] stop dead after a given file operation,
 /// as a crash would, leaving the directory as it is.
 #[derive(Debug, Default)]
 struct CrashPoints {
-    done: usize,
     crashed: bool,
 }
 
 #[cfg(test)]
 thread_local! {
-    /// Crash after this many file operations of the next swaps on this
-    /// thread (`None`: never).
+    /// Crash at the n-th file operation of the swaps to come on this
+    /// thread, counted across swaps (`None`: never).
     pub(crate) static CRASH_AFTER: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
 }
 
 impl CrashPoints {
     #[cfg(test)]
     fn step(&mut self) -> io::Result<()> {
-        self.done += 1;
-        if CRASH_AFTER.with(|c| c.get()) == Some(self.done) {
+        let due = CRASH_AFTER.with(|c| match c.get() {
+            Some(1) => {
+                c.set(None);
+                true
+            }
+            Some(n) => {
+                c.set(Some(n - 1));
+                false
+            }
+            None => false,
+        });
+        if due {
             self.crashed = true;
             return Err(io::Error::other("simulated crash"));
         }
@@ -284,7 +293,6 @@ impl CrashPoints {
     #[cfg(not(test))]
     #[inline(always)]
     fn step(&mut self) -> io::Result<()> {
-        self.done += 1;
         Ok(())
     }
 }
