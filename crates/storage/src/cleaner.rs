@@ -76,6 +76,8 @@ pub(crate) const CLEANER_CHECKPOINT_FILE: &str = "cleaner-offset-checkpoint";
 const MAX_DECODE_BYTES: usize = 64 * 1024 * 1024;
 /// Kafka's `log.cleaner.dedupe.buffer.size` default: 128 MiB.
 pub const DEFAULT_DEDUPE_BUFFER_BYTES: u64 = 128 * 1024 * 1024;
+/// Where the bytes a batch's CRC covers start (the attributes).
+const CRC_COVERED_FROM: usize = 21;
 /// What an entry of the offset map costs beyond its key's bytes: the key's
 /// vector header, the offset, the table slot and its slack.
 const MAP_ENTRY_OVERHEAD: u64 = 64;
@@ -415,6 +417,13 @@ impl Log {
                 return Err(BatchError::CorruptRecord(reason).into());
             }
         };
+        if let Err(err) = self.check_online() {
+            // Closed or deleted meanwhile: leave the files alone.
+            for group in output.groups.iter().filter(|g| g.written) {
+                let _ = segment_swap::remove_temporaries(&*self.io, &self.dir, group.bases[0]);
+            }
+            return Err(err);
+        }
         let mut report = CompactionReport {
             records_removed: output.records_removed,
             tombstones_removed: output.tombstones_removed,
@@ -424,11 +433,7 @@ impl Log {
             if !group.written {
                 continue;
             }
-            let installed = match self.check_online() {
-                Ok(()) => self.install_group(plan, group),
-                Err(err) => Err(err),
-            };
-            match installed {
+            match self.install_group(plan, group) {
                 Ok(true) => {
                     report.segments_cleaned += group.bases.len();
                     report.segments_written += 1;
@@ -795,6 +800,11 @@ fn for_each_batch(
         }
         buf.resize(total as usize, 0);
         view.file.read_exact_at(&mut buf, position)?;
+        // The cleaner re-encodes batches with a fresh CRC: never launder
+        // a damaged one.
+        if crc32c::crc32c(&buf[CRC_COVERED_FROM..]) != header.crc {
+            return Err(corrupt(view.base, position, "CRC mismatch"));
+        }
         if !visit(position, &header, &buf)? {
             break;
         }

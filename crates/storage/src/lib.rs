@@ -1,7 +1,8 @@
 //! The partition log: segments of v2 record batches with their offset and
-//! time indexes, recovery after a crash, retention, flushing and the
+//! time indexes, recovery after a crash, retention, compaction
+//! (`cleanup.policy=compact`, [`Log::compact`]), flushing and the
 //! idempotent producers' state; and the [`LogManager`] owning every log of a
-//! data directory.
+//! data directory, with its flusher, retention and cleaner threads.
 //!
 //! This crate knows batches, offsets and files. It never sees requests or
 //! responses: the broker converts at its edge (see [`LogError::error_code`]).

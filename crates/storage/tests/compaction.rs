@@ -725,3 +725,55 @@ fn the_background_cleaner_compacts_due_logs() {
     handle.stop();
     manager.shutdown().unwrap();
 }
+
+#[test]
+fn max_compaction_lag_rolls_the_active_segment_of_a_compacted_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        segment_bytes: 1 << 20,
+        max_compaction_lag_ms: 1000,
+        ..compacted()
+    };
+    let mut log = open(dir.path(), config.clone());
+    append(&mut log, keyed(1000, &[("a", Some("1"))]), 1000);
+    append(&mut log, keyed(1500, &[("a", Some("2"))]), 1500);
+    assert_eq!(log.segment_count(), 1);
+    append(&mut log, keyed(2500, &[("a", Some("3"))]), 2500);
+    assert_eq!(log.segment_count(), 2, "rolled after max.compaction.lag.ms");
+    let status = log.cleanable_status(Timestamp(2500)).unwrap();
+    assert!(status.max_lag_exceeded);
+    // A delete-policy log with the same settings rolls by segment.ms only.
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(
+        dir.path(),
+        LogConfig {
+            cleanup_policy: CleanupPolicy::DELETE,
+            ..config
+        },
+    );
+    append(&mut log, keyed(1000, &[("a", Some("1"))]), 1000);
+    append(&mut log, keyed(2500, &[("a", Some("3"))]), 2500);
+    assert_eq!(log.segment_count(), 1);
+}
+
+#[test]
+fn the_manager_compacts_a_partition_on_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let manager = LogManager::open(dir.path()).unwrap();
+    let (tp, log) = manager_log(&manager, "offsets", compacted());
+    let rows = fill(&mut log.lock());
+    let end = active_base(&log.lock());
+    let report = manager.compact(&tp, Timestamp(2000)).unwrap().unwrap();
+    assert!(report.records_removed > 0);
+    assert_eq!(records(&log.lock()), expected(&rows, end));
+    let missing = TopicPartition::new(TopicName::new("missing").unwrap(), PartitionId(0));
+    assert_eq!(manager.compact(&missing, Timestamp(2000)).unwrap(), None);
+    manager.shutdown().unwrap();
+    drop((log, manager));
+    // A clean restart keeps the result and the cleaner checkpoint.
+    let manager = LogManager::open(dir.path()).unwrap();
+    assert!(manager.was_clean_shutdown());
+    let (_, log) = manager_log(&manager, "offsets", compacted());
+    assert_eq!(records(&log.lock()), expected(&rows, end));
+    assert!(manager.clean_due_logs(Timestamp(2000)).is_empty());
+}
