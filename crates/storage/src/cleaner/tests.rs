@@ -235,7 +235,7 @@ fn a_small_dedupe_buffer_cleans_over_several_passes() {
     let rows = fill(&mut log, 60, 30);
     let end = end_of_range(&log);
     let options = CleanerOptions {
-        dedupe_buffer_bytes: 10 * (3 + super::MAP_ENTRY_OVERHEAD),
+        dedupe_buffer_bytes: 10 * (3 + super::pass::MAP_ENTRY_OVERHEAD),
     };
     let log = Mutex::new(log);
     let mut passes = 0;
