@@ -171,6 +171,14 @@ pub(crate) fn complete_interrupted_swaps(
     let segment_bases = segment_bases(dir)?;
     for &base in committed.difference(&uncommitted) {
         let end = swap_end_offset(&temp_file(dir, base, LOG_SUFFIX, SWAP_SUFFIX))?;
+        if end <= base {
+            // Not a file the cleaner wrote (it fsyncs before the commit
+            // and never writes an empty group): leave the old segments.
+            tracing::warn!(dir = %dir.display(), base, "discarding a cleaner swap file holding no batch");
+            remove_temporaries(io, dir, base)?;
+            report.stray_files_deleted += temporaries.get(&base).copied().unwrap_or(0);
+            continue;
+        }
         tracing::warn!(dir = %dir.display(), base, end, "completing an interrupted cleaner swap");
         for &other in segment_bases.range(base + 1..end.max(base + 1)) {
             for suffix in SUFFIXES {

@@ -777,3 +777,21 @@ fn the_manager_compacts_a_partition_on_request() {
     assert_eq!(records(&log.lock()), expected(&rows, end));
     assert!(manager.clean_due_logs(Timestamp(2000)).is_empty());
 }
+
+#[test]
+fn a_swap_file_without_batches_is_discarded_not_swapped_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path(), compacted());
+    let rows = fill(&mut log);
+    log.close().unwrap();
+    std::fs::write(
+        dir.path().join("00000000000000000000.log.swap"),
+        b"not a batch",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("00000000000000000000.index.swap"), b"junk").unwrap();
+    let (log, report) = Log::open(dir.path(), compacted(), false).unwrap();
+    assert_eq!(report.swaps_completed, 0, "{report}");
+    assert_eq!(report.stray_files_deleted, 2, "{report}");
+    assert_eq!(records(&log), rows);
+}
