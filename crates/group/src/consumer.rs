@@ -23,6 +23,12 @@
 //! Safety, which every operation keeps: a partition is held (assigned or
 //! pending revocation) by at most one member. A member is given a
 //! partition of its target only once no other member holds it.
+//!
+//! The group's state is kept in `__consumer_offsets` as Kafka's KIP-848
+//! records (the `persistence` module): after each operation the runtime writes
+//! [`ConsumerGroup::unwritten`], and a restarted coordinator rebuilds the
+//! group with [`ConsumerGroup::replay`], so members carry on with their
+//! ids, epochs and assignments.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -40,7 +46,10 @@ use kafka_protocol::ResponseError;
 use regex::Regex;
 
 use crate::assignor::{self, MemberSubscription, Partitions, TopicPartition};
+use crate::records::{ConsumerKey, ConsumerValue};
 use crate::Millis;
+
+mod persistence;
 
 /// Broker settings that govern consumer groups.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -378,6 +387,12 @@ pub struct ConsumerGroup {
     metadata: BTreeMap<String, (uuid::Uuid, i32)>,
     /// Subscribed topic names, regexes resolved, existing or not.
     subscribed: BTreeSet<String>,
+    /// Set by replay: `subscribed` is not computed yet (the next metadata
+    /// refresh computes it).
+    subscribed_stale: bool,
+    /// The records the log holds for this group, as last written or
+    /// replayed.
+    written: BTreeMap<ConsumerKey, ConsumerValue>,
 }
 
 impl ConsumerGroup {
@@ -393,6 +408,8 @@ impl ConsumerGroup {
             target: BTreeMap::new(),
             metadata: BTreeMap::new(),
             subscribed: BTreeSet::new(),
+            subscribed_stale: false,
+            written: BTreeMap::new(),
         }
     }
 
@@ -748,6 +765,7 @@ impl ConsumerGroup {
             })
             .collect();
         self.subscribed = names;
+        self.subscribed_stale = false;
         if metadata != self.metadata {
             self.metadata = metadata;
             self.bump_group_epoch();
@@ -1059,6 +1077,9 @@ impl ConsumerGroup {
     /// Topics any member subscribes to (regexes resolved against the
     /// metadata of the last heartbeat or tick).
     pub fn subscribed_topics(&self) -> BTreeSet<String> {
+        if self.subscribed_stale {
+            return self.replayed_subscription();
+        }
         self.subscribed.clone()
     }
 

@@ -3,8 +3,9 @@
 //! The runtime calls a method with the time, then carries out the
 //! [`Effects`] in order: append `writes` to the partition, then — if the
 //! append succeeded — give them back to [`Shard::apply`] (which stores
-//! committed offsets), then send `replies`. At start it replays the
-//! partition's records through [`Shard::replay`].
+//! committed offsets and notes which consumer group records the log now
+//! holds), then send `replies`. At start it replays the partition's
+//! records through [`Shard::replay`].
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -20,7 +21,7 @@ use crate::classic::{
 };
 use crate::consumer::{ConsumerConfig, ConsumerGroup, TopicMetadata};
 use crate::offsets::{Expiry, OffsetStore};
-use crate::records::{self, OffsetValue, RecordError, RecordKey};
+use crate::records::{self, ConsumerKey, ConsumerValue, OffsetValue, RecordError, RecordKey};
 use crate::{Millis, RequestId};
 
 /// Broker settings a shard needs.
@@ -67,6 +68,12 @@ pub enum Write {
         group: String,
         value: Option<crate::classic::GroupSnapshot>,
     },
+    /// One record of a KIP-848 consumer group, or its tombstone.
+    Consumer {
+        group: String,
+        key: ConsumerKey,
+        value: Option<ConsumerValue>,
+    },
 }
 
 impl Write {
@@ -86,6 +93,10 @@ impl Write {
             Write::Group { group, .. } => RecordKey::Group {
                 group: group.clone(),
             },
+            Write::Consumer { group, key, .. } => RecordKey::Consumer {
+                group: group.clone(),
+                key: key.clone(),
+            },
         }
         .encode()
     }
@@ -95,6 +106,10 @@ impl Write {
         match self {
             Write::Offset { value, .. } => value.as_ref().map(OffsetValue::encode),
             Write::Group { value, .. } => value.as_ref().map(records::encode_group),
+            Write::Consumer { key, value, .. } => value.as_ref().map(|value| {
+                debug_assert!(value.fits(key), "{key:?} given {value:?}");
+                value.encode()
+            }),
         }
     }
 }
@@ -218,6 +233,12 @@ impl Shard {
 
     /// Rebuilds state from one record of the partition, oldest first.
     /// Records with a key this broker does not know are skipped.
+    ///
+    /// A group is of the kind its newest group record says: a consumer
+    /// group record replaces a classic group (the group was converted), a
+    /// classic group record replaces a consumer group, and an offset
+    /// record makes an empty classic group only for a group not seen yet,
+    /// so offsets and a consumer group's records may come in any order.
     pub fn replay(
         &mut self,
         key: &[u8],
@@ -248,11 +269,18 @@ impl Shard {
                     );
                 }
                 None => {
-                    if !self.offsets.has_offsets(&group) {
+                    let classic = matches!(self.groups.get(&group), Some(Group::Classic(_)));
+                    if classic && !self.offsets.has_offsets(&group) {
                         self.groups.remove(&group);
                     }
                 }
             },
+            RecordKey::Consumer { group, key } => {
+                let value = value
+                    .map(|bytes| ConsumerValue::decode(&key, bytes))
+                    .transpose()?;
+                self.replay_consumer(group, key, value, now);
+            }
             RecordKey::Unknown { version } => {
                 tracing::debug!(
                     version,
@@ -263,24 +291,93 @@ impl Shard {
         Ok(())
     }
 
+    /// One consumer group record at replay. Its group metadata tombstone
+    /// deletes the group (leaving an empty classic group if offsets
+    /// remain, as an offset record alone would); other tombstones never
+    /// make a group.
+    fn replay_consumer(
+        &mut self,
+        group_id: String,
+        key: ConsumerKey,
+        value: Option<ConsumerValue>,
+        now: Millis,
+    ) {
+        let existing = matches!(self.groups.get(&group_id), Some(Group::Consumer(_)));
+        if value.is_none() && !existing {
+            return;
+        }
+        if value.is_none() && key == ConsumerKey::GroupMetadata {
+            self.groups.remove(&group_id);
+            if self.offsets.has_offsets(&group_id) {
+                self.groups.insert(
+                    group_id.clone(),
+                    Group::Classic(ClassicGroup::new(group_id, now)),
+                );
+            }
+            return;
+        }
+        if !existing {
+            self.groups.insert(
+                group_id.clone(),
+                Group::Consumer(ConsumerGroup::new(group_id.clone())),
+            );
+        }
+        if let Some(Group::Consumer(group)) = self.groups.get_mut(&group_id) {
+            group.replay(key, value, now, &self.cfg.consumer);
+        }
+    }
+
     /// Stores what a successful append wrote: committed offsets and their
-    /// tombstones. Group records change nothing here (the groups already
-    /// hold that state).
+    /// tombstones, and which records a consumer group now has in the log.
+    /// Classic group records change nothing here (the groups already hold
+    /// that state).
     pub fn apply(&mut self, writes: &[Write]) {
         for write in writes {
-            if let Write::Offset {
-                group,
-                topic,
-                partition,
-                value,
-            } = write
-            {
-                match value {
+            match write {
+                Write::Offset {
+                    group,
+                    topic,
+                    partition,
+                    value,
+                } => match value {
                     Some(value) => self.offsets.put(group, topic, *partition, value.clone()),
                     None => self.offsets.remove(group, topic, *partition),
+                },
+                Write::Consumer { group, key, value } => {
+                    if let Some(Group::Consumer(g)) = self.groups.get_mut(group) {
+                        g.mark_written(key, value.as_ref());
+                    }
                 }
+                Write::Group { .. } => {}
             }
         }
+    }
+
+    /// The records a consumer group's log lacks (see
+    /// [`ConsumerGroup::unwritten`]).
+    fn consumer_writes(group: &ConsumerGroup) -> Vec<Write> {
+        group
+            .unwritten()
+            .into_iter()
+            .map(|(key, value)| Write::Consumer {
+                group: group.group_id().to_string(),
+                key,
+                value,
+            })
+            .collect()
+    }
+
+    /// Tombstones for every record of a consumer group that goes away.
+    fn consumer_tombstones(group: &ConsumerGroup) -> Vec<Write> {
+        group
+            .tombstones()
+            .into_iter()
+            .map(|key| Write::Consumer {
+                group: group.group_id().to_string(),
+                key,
+                value: None,
+            })
+            .collect()
     }
 
     fn classic_effects(group: &ClassicGroup, now: Millis, out: Vec<Output>) -> Effects {
@@ -298,7 +395,8 @@ impl Shard {
         effects
     }
 
-    /// Handles a JoinGroup.
+    /// Handles a JoinGroup. An empty consumer group becomes a classic
+    /// group; its records are tombstoned.
     pub fn join(&mut self, now: Millis, group_id: &str, req: JoinRequest) -> Effects {
         let request = req.request;
         let replace = match self.groups.get(group_id) {
@@ -318,18 +416,25 @@ impl Shard {
             Some(Group::Consumer(_)) | None => true,
             Some(Group::Classic(_)) => false,
         };
+        let mut tombstones = Vec::new();
         if replace {
-            self.groups.insert(
+            let old = self.groups.insert(
                 group_id.to_string(),
                 Group::Classic(ClassicGroup::new(group_id.to_string(), now)),
             );
+            if let Some(Group::Consumer(old)) = old {
+                tombstones = Self::consumer_tombstones(&old);
+            }
         }
         let Some(Group::Classic(group)) = self.groups.get_mut(group_id) else {
             return Effects::default();
         };
         let mut out = Vec::new();
         group.join(now, &self.cfg.classic, req, &mut out);
-        Self::classic_effects(group, now, out)
+        let mut effects = Self::classic_effects(group, now, out);
+        tombstones.append(&mut effects.writes);
+        effects.writes = tombstones;
+        effects
     }
 
     /// Handles a SyncGroup.
@@ -398,9 +503,12 @@ impl Shard {
         }
     }
 
-    /// Handles a ConsumerGroupHeartbeat.
+    /// Handles a ConsumerGroupHeartbeat; returns the response and the
+    /// records to write (none when nothing persistent changed).
     /// `client` is the request's client id and the client's host, shown
-    /// by ConsumerGroupDescribe.
+    /// by ConsumerGroupDescribe. A join may turn an empty classic group
+    /// into a consumer group (its classic record is tombstoned); a refused
+    /// join leaves the shard as it was.
     pub fn consumer_heartbeat(
         &mut self,
         now: Millis,
@@ -409,37 +517,38 @@ impl Shard {
         request: &ConsumerGroupHeartbeatRequest,
         fresh_member_id: &str,
         client: (&str, &str),
-    ) -> ConsumerGroupHeartbeatResponse {
+    ) -> (ConsumerGroupHeartbeatResponse, Vec<Write>) {
         let group_id = request.group_id.as_str();
-        let created = !self.groups.contains_key(group_id);
+        let refuse = |error: ResponseError, message: Option<String>| {
+            let response = ConsumerGroupHeartbeatResponse::default()
+                .with_error_code(code(error))
+                .with_error_message(message.map(StrBytes::from_string));
+            (response, Vec::new())
+        };
         let convert = match self.groups.get(group_id) {
             Some(Group::Classic(group)) if !group.is_empty() => {
-                return ConsumerGroupHeartbeatResponse::default()
-                    .with_error_code(code(ResponseError::GroupIdNotFound))
-                    .with_error_message(Some(StrBytes::from_string(format!(
-                        "Group {group_id} is not a consumer group."
-                    ))));
+                return refuse(
+                    ResponseError::GroupIdNotFound,
+                    Some(format!("Group {group_id} is not a consumer group.")),
+                );
             }
             Some(Group::Classic(_)) => true,
             Some(Group::Consumer(_)) => false,
-            None => {
-                // Only a join may create the group.
-                if request.member_epoch != 0 {
-                    return ConsumerGroupHeartbeatResponse::default()
-                        .with_error_code(code(ResponseError::UnknownMemberId));
-                }
-                true
+            // Only a join may create the group.
+            None if request.member_epoch != 0 => {
+                return refuse(ResponseError::UnknownMemberId, None);
             }
+            None => true,
         };
-        if convert {
+        // The group this heartbeat replaces, if it makes a new one.
+        let replaced = convert.then(|| {
             self.groups.insert(
                 group_id.to_string(),
                 Group::Consumer(ConsumerGroup::new(group_id.to_string())),
-            );
-        }
+            )
+        });
         let Some(Group::Consumer(group)) = self.groups.get_mut(group_id) else {
-            return ConsumerGroupHeartbeatResponse::default()
-                .with_error_code(code(ResponseError::UnknownServerError));
+            return refuse(ResponseError::UnknownServerError, None);
         };
         let response = group.heartbeat(
             now,
@@ -454,11 +563,26 @@ impl Shard {
                 group.set_client(member_id, client.0, client.1);
             }
         }
-        // A refused first join leaves no group behind.
-        if created && response.error_code != 0 && group.is_empty() {
-            self.groups.remove(group_id);
+        let mut writes = Self::consumer_writes(group);
+        match replaced {
+            // A refused first join leaves no group behind.
+            Some(old) if response.error_code != 0 && group.is_empty() => {
+                match old {
+                    Some(old) => self.groups.insert(group_id.to_string(), old),
+                    None => self.groups.remove(group_id),
+                };
+                return (response, Vec::new());
+            }
+            Some(Some(Group::Classic(_))) => writes.insert(
+                0,
+                Write::Group {
+                    group: group_id.to_string(),
+                    value: None,
+                },
+            ),
+            _ => {}
         }
-        response
+        (response, writes)
     }
 
     /// A KIP-848 group for ConsumerGroupDescribe at `version`, or the
@@ -685,6 +809,7 @@ impl Shard {
     /// DeleteGroups for one group: the tombstones to write, or the error
     /// (GROUP_ID_NOT_FOUND, NON_EMPTY_GROUP). The group is gone at once.
     pub fn delete_group(&mut self, group_id: &str) -> Result<Vec<Write>, i16> {
+        let mut group_tombstones = Vec::new();
         match self.groups.get_mut(group_id) {
             None => return Err(code(ResponseError::GroupIdNotFound)),
             Some(Group::Classic(group)) => {
@@ -704,6 +829,7 @@ impl Shard {
                     return Err(code(ResponseError::NonEmptyGroup));
                 }
                 group.shut_down();
+                group_tombstones = Self::consumer_tombstones(group);
             }
         }
         self.groups.remove(group_id);
@@ -719,6 +845,7 @@ impl Shard {
                 value: None,
             })
             .collect();
+        writes.extend(group_tombstones);
         writes.push(Write::Group {
             group: group_id.to_string(),
             value: None,
@@ -731,7 +858,9 @@ impl Shard {
     }
 
     /// Tombstones for offsets past `offsets.retention.minutes`, and for
-    /// empty classic groups left with no offsets (which are removed).
+    /// empty groups left with no offsets (which are removed, as Kafka
+    /// removes them: an empty consumer group is persisted, so it would
+    /// otherwise outlive every restart).
     pub fn expire_offsets(&mut self, now: Millis) -> Vec<Write> {
         let retention = self.cfg.offsets_retention_ms;
         let mut writes = Vec::new();
@@ -750,8 +879,11 @@ impl Shard {
             };
             let expired = self.offsets.expired(id, &expiry, now, retention);
             let all = self.offsets.group(id).map_or(0, BTreeMap::len);
-            let empty_classic = matches!(group, Group::Classic(g) if g.is_empty());
-            if empty_classic && expired.len() == all {
+            let empty = match group {
+                Group::Classic(g) => g.is_empty(),
+                Group::Consumer(g) => g.is_empty(),
+            };
+            if empty && expired.len() == all {
                 gone.push(id.clone());
             }
             writes.extend(expired.into_iter().map(|(topic, partition)| Write::Offset {
@@ -762,16 +894,19 @@ impl Shard {
             }));
         }
         for id in gone {
-            self.groups.remove(&id);
-            writes.push(Write::Group {
-                group: id,
-                value: None,
-            });
+            match self.groups.remove(&id) {
+                Some(Group::Consumer(group)) => writes.extend(Self::consumer_tombstones(&group)),
+                _ => writes.push(Write::Group {
+                    group: id,
+                    value: None,
+                }),
+            }
         }
         writes
     }
 
-    /// Runs every group's timers due at `now`.
+    /// Runs every group's timers due at `now`; the effects include the
+    /// records of consumer groups whose members expired or were fenced.
     pub fn tick(&mut self, now: Millis, topics: &dyn TopicMetadata) -> Effects {
         let mut effects = Effects::default();
         for group in self.groups.values_mut() {
@@ -786,6 +921,7 @@ impl Shard {
                 Group::Consumer(g) => {
                     if g.next_deadline().is_some_and(|d| d <= now) {
                         g.tick(now, &self.cfg.consumer, topics);
+                        effects.writes.extend(Self::consumer_writes(g));
                     }
                 }
             }
@@ -975,8 +1111,10 @@ mod tests {
         let request = ConsumerGroupHeartbeatRequest::default().with_group_id(
             kafka_protocol::messages::GroupId(StrBytes::from_static_str("g")),
         );
-        let response = fresh.consumer_heartbeat(7, &NoTopics, 1, &request, "m", ("c", "h"));
+        let (response, writes) =
+            fresh.consumer_heartbeat(7, &NoTopics, 1, &request, "m", ("c", "h"));
         assert_eq!(response.error_code, ResponseError::GroupIdNotFound.code());
+        assert!(writes.is_empty());
     }
 
     #[test]

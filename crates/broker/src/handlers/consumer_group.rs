@@ -35,7 +35,7 @@ pub(crate) async fn heartbeat(
         .run(&ctx.broker, &group_id, |shard| {
             let topics = BrokerTopics(&ctx.broker);
             let host = format!("/{}", ctx.peer.ip());
-            let response = shard.consumer_heartbeat(
+            let (response, writes) = shard.consumer_heartbeat(
                 now_ms(),
                 &topics,
                 version,
@@ -43,11 +43,27 @@ pub(crate) async fn heartbeat(
                 &fresh,
                 (&ctx.client_id, &host),
             );
-            (response, Effects::default())
+            let effects = Effects {
+                writes,
+                replies: Vec::new(),
+            };
+            (response, effects)
         })
         .await;
     match ran {
-        Ok((response, _)) => response,
+        Ok((response, Ok(()))) => response,
+        // The group's new state is not in the log: the member must not act
+        // on it. It retries; the group writes what the log lacks then.
+        Ok((response, Err(code))) if response.error_code == 0 => {
+            let code = if code == ResponseError::InvalidCommitOffsetSize.code() {
+                // Records too large for the log: not an offset matter here.
+                ResponseError::UnknownServerError.code()
+            } else {
+                code
+            };
+            ConsumerGroupHeartbeatResponse::default().with_error_code(code)
+        }
+        Ok((response, Err(_))) => response,
         Err(code) => ConsumerGroupHeartbeatResponse::default().with_error_code(code),
     }
 }
