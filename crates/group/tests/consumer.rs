@@ -1,5 +1,7 @@
 //! KIP-848 consumer groups driven through ConsumerGroupHeartbeat, with time
-//! passed in and clients that use exactly what their last response gave.
+//! passed in and clients that use exactly what their last response gave;
+//! and their persistence: the records a group writes, replayed into a
+//! fresh group or shard, let every member carry on.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -12,6 +14,7 @@ use kafka_protocol::ResponseError;
 use proptest::prelude::*;
 use runnel_group::assignor::{Partitions, TopicPartition};
 use runnel_group::consumer::{ConsumerConfig, ConsumerGroup, TopicMetadata};
+use runnel_group::records::{ConsumerKey, ConsumerValue, RecordKey};
 use uuid::Uuid;
 
 const REBALANCE_TIMEOUT_MS: i32 = 30_000;
@@ -90,6 +93,8 @@ struct Harness {
     topics: Topics,
     now: i64,
     clients: BTreeMap<String, Client>,
+    /// Every record the group asked to write, in order.
+    log: Vec<(ConsumerKey, Option<ConsumerValue>)>,
 }
 
 fn names(topics: &[&str]) -> Vec<TopicName> {
@@ -163,7 +168,51 @@ impl Harness {
             topics,
             now: 1_000,
             clients: BTreeMap::new(),
+            log: Vec::new(),
         }
+    }
+
+    /// Writes what the group's log lacks, as the runtime does after each
+    /// call.
+    fn persist(&mut self) {
+        let writes = self.group.unwritten();
+        for (key, value) in &writes {
+            self.group.mark_written(key, value.as_ref());
+        }
+        self.log.extend(writes);
+    }
+
+    /// Replaces the group by one replayed from the log's bytes at `now`,
+    /// as a restarted coordinator would; it must hold the same state and
+    /// have nothing left to write. (A group that never wrote does not
+    /// exist for a coordinator: nothing happens then.)
+    fn restart(&mut self) {
+        if self.log.is_empty() {
+            return;
+        }
+        let mut group = ConsumerGroup::new("g".into());
+        for (key, value) in &self.log {
+            let record = RecordKey::Consumer {
+                group: "g".into(),
+                key: key.clone(),
+            };
+            let RecordKey::Consumer { key, .. } = RecordKey::decode(&record.encode()).unwrap()
+            else {
+                panic!("{record:?} decoded as another kind");
+            };
+            let value = value
+                .as_ref()
+                .map(|v| ConsumerValue::decode(&key, &v.encode()).unwrap());
+            group.replay(key, value, self.now, &self.cfg);
+        }
+        assert_eq!(group.records(), self.group.records());
+        assert_eq!(group.unwritten(), Vec::new());
+        assert_eq!(
+            group.describe(&self.topics),
+            self.group.describe(&self.topics)
+        );
+        self.group = group;
+        self.check_invariants();
     }
 
     /// Sends a request as-is, checks the group's invariants, returns the
@@ -177,6 +226,7 @@ impl Harness {
         let response =
             self.group
                 .heartbeat(self.now, &self.cfg, &self.topics, version, request, &fresh);
+        self.persist();
         self.check_invariants();
         response
     }
@@ -252,6 +302,7 @@ impl Harness {
 
     fn tick(&mut self) {
         self.group.tick(self.now, &self.cfg, &self.topics);
+        self.persist();
         self.check_invariants();
     }
 
@@ -858,6 +909,8 @@ enum Step {
     Quiet(u8),
     Advance(u16),
     GrowTopic,
+    /// The coordinator restarts: the group is replayed from its records.
+    Restart,
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -870,6 +923,7 @@ fn step() -> impl Strategy<Value = Step> {
         (0u8..6).prop_map(Step::Quiet),
         (0u16..20_000).prop_map(Step::Advance),
         Just(Step::GrowTopic),
+        Just(Step::Restart),
     ]
 }
 
@@ -942,6 +996,8 @@ impl Slots {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(128))]
 
+    /// Restarts among the steps also prove that a replayed group equals
+    /// the live one and that its members carry on.
     #[test]
     fn no_partition_ever_has_two_owners(steps in proptest::collection::vec(step(), 1..80)) {
         let mut h = Harness::new(Topics::with(&[("t", 7), ("u", 3)]));
@@ -983,6 +1039,7 @@ proptest! {
                     let count = h.topics.by_name["t"].1;
                     h.topics.resize("t", (count + 1).min(12));
                 }
+                Step::Restart => h.restart(),
             }
         }
         // Members whose clients gave up expire while the rest heartbeat.
@@ -1003,4 +1060,461 @@ proptest! {
             h.assert_complete(&topics);
         }
     }
+}
+
+// ---------------------------------------------------------------------
+// Persistence through a shard: the records a shard asks the runtime to
+// write, replayed into a fresh shard at a restart.
+// ---------------------------------------------------------------------
+
+use runnel_group::classic::JoinRequest;
+use runnel_group::shard::{CommitPartition, CommitRequest, Group, Shard, ShardConfig, Write};
+
+const SESSION_TIMEOUT_MS: i64 = 45_000;
+
+/// A shard and its `__consumer_offsets` partition, driven as the runtime
+/// drives them: every call's writes are appended, then applied.
+#[derive(Debug)]
+struct Coordinator {
+    shard: Shard,
+    log: Vec<Write>,
+    topics: Topics,
+    now: i64,
+    clients: BTreeMap<String, Client>,
+}
+
+fn in_group(mut request: ConsumerGroupHeartbeatRequest) -> ConsumerGroupHeartbeatRequest {
+    request.group_id = kafka_protocol::messages::GroupId(StrBytes::from_static_str("g"));
+    request
+}
+
+fn consumer_writes(writes: &[Write]) -> Vec<(&ConsumerKey, bool)> {
+    writes
+        .iter()
+        .filter_map(|w| match w {
+            Write::Consumer { key, value, .. } => Some((key, value.is_some())),
+            _ => None,
+        })
+        .collect()
+}
+
+impl Coordinator {
+    fn new(topics: Topics) -> Coordinator {
+        let mut cfg = ShardConfig::default();
+        cfg.consumer.session_timeout_ms = SESSION_TIMEOUT_MS as i32;
+        Coordinator {
+            shard: Shard::new(0, cfg),
+            log: Vec::new(),
+            topics,
+            now: 1_000,
+            clients: BTreeMap::new(),
+        }
+    }
+
+    fn write(&mut self, writes: &[Write]) {
+        self.shard.apply(writes);
+        self.log.extend_from_slice(writes);
+    }
+
+    fn send(
+        &mut self,
+        request: &ConsumerGroupHeartbeatRequest,
+    ) -> (ConsumerGroupHeartbeatResponse, Vec<Write>) {
+        let (response, writes) = self.shard.consumer_heartbeat(
+            self.now,
+            &self.topics,
+            1,
+            &in_group(request.clone()),
+            "unused",
+            ("client", "/10.0.0.1"),
+        );
+        self.write(&writes);
+        (response, writes)
+    }
+
+    fn join(&mut self, member_id: &str, topics: &[&str]) {
+        let (response, _) = self.send(&join_request(member_id, topics));
+        assert_eq!(error(&response), 0, "{response:?}");
+        self.clients.insert(
+            member_id.into(),
+            Client {
+                epoch: response.member_epoch,
+                owned: assignment_of(&response).unwrap_or_default(),
+                version: 1,
+            },
+        );
+    }
+
+    /// A heartbeat with the client's epoch and partitions; the client
+    /// takes what the response gives.
+    fn heartbeat(&mut self, member_id: &str) -> (ConsumerGroupHeartbeatResponse, Vec<Write>) {
+        let client = self.clients[member_id].clone();
+        let request = heartbeat_request(member_id, client.epoch, Some(&client.owned));
+        let (response, writes) = self.send(&request);
+        if response.error_code == 0 {
+            let client = self.clients.get_mut(member_id).unwrap();
+            client.epoch = response.member_epoch;
+            if let Some(assignment) = assignment_of(&response) {
+                client.owned = assignment;
+            }
+        }
+        (response, writes)
+    }
+
+    fn settle(&mut self) {
+        for _ in 0..10 {
+            let ids: Vec<String> = self.clients.keys().cloned().collect();
+            for id in ids {
+                let (response, _) = self.heartbeat(&id);
+                assert_eq!(error(&response), 0, "{response:?}");
+            }
+            if self.group().state_name() == "Stable" {
+                return;
+            }
+        }
+        panic!("group did not settle");
+    }
+
+    fn tick(&mut self) -> Vec<Write> {
+        let effects = self.shard.tick(self.now, &self.topics);
+        self.write(&effects.writes);
+        effects.writes
+    }
+
+    fn group(&self) -> &ConsumerGroup {
+        match self.shard.group("g") {
+            Some(Group::Consumer(group)) => group,
+            other => panic!("not a consumer group: {other:?}"),
+        }
+    }
+
+    fn describe(
+        &self,
+    ) -> kafka_protocol::messages::consumer_group_describe_response::DescribedGroup {
+        self.shard.consumer_describe("g", &self.topics, 1).unwrap()
+    }
+
+    /// The broker restarts at `at`: a fresh shard replays the log.
+    fn restart(&mut self, at: i64) {
+        self.now = at;
+        let mut cfg = ShardConfig::default();
+        cfg.consumer.session_timeout_ms = SESSION_TIMEOUT_MS as i32;
+        let mut shard = Shard::new(0, cfg);
+        replay(&mut shard, &self.log, at);
+        self.shard = shard;
+    }
+}
+
+fn replay(shard: &mut Shard, log: &[Write], now: i64) {
+    for write in log {
+        shard
+            .replay(&write.key(), write.value().as_deref(), now)
+            .unwrap();
+    }
+}
+
+/// Three members over a six-partition topic, Stable.
+fn stable_three() -> Coordinator {
+    let mut c = Coordinator::new(Topics::with(&[("t", 6)]));
+    for id in ["a", "b", "c"] {
+        c.join(id, &["t"]);
+    }
+    c.settle();
+    c
+}
+
+#[test]
+fn members_carry_on_after_a_restart_with_their_ids_epochs_and_assignments() {
+    let mut c = stable_three();
+    let before = c.describe();
+    let clients = c.clients.clone();
+    assert_eq!(
+        clients
+            .values()
+            .flat_map(|c| c.owned.iter().copied())
+            .collect::<Partitions>(),
+        c.topics.all_partitions(&["t"])
+    );
+    let last_heartbeat = c.now;
+
+    c.restart(last_heartbeat + 40_000);
+    assert_eq!(c.describe(), before, "the same group, members and targets");
+    // Sessions restart at the replay: past the old deadlines nobody goes.
+    assert_eq!(
+        c.shard.next_deadline(),
+        Some(last_heartbeat + 40_000 + SESSION_TIMEOUT_MS)
+    );
+    c.now = last_heartbeat + 50_000;
+    assert_eq!(c.tick(), Vec::new());
+
+    for (id, client) in &clients {
+        let (response, writes) = c.heartbeat(id);
+        assert_eq!(error(&response), 0, "{id}: {response:?}");
+        assert_eq!(response.member_epoch, client.epoch, "{id}'s epoch");
+        assert_eq!(assignment_of(&response).as_ref(), Some(&client.owned));
+        assert_eq!(writes, Vec::new(), "{id}'s heartbeat changed nothing");
+    }
+    assert_eq!(c.group().state_name(), "Stable");
+    assert_eq!(c.describe(), before);
+}
+
+#[test]
+fn heartbeats_that_change_nothing_write_nothing() {
+    let mut c = stable_three();
+    for _ in 0..3 {
+        for id in ["a", "b", "c"] {
+            let (response, writes) = c.heartbeat(id);
+            assert_eq!(error(&response), 0);
+            assert_eq!(writes, Vec::new(), "{id}");
+        }
+        // Nor does one that reports nothing it owns.
+        let epoch = c.clients["a"].epoch;
+        let (_, writes) = c.send(&heartbeat_request("a", epoch, None));
+        assert_eq!(writes, Vec::new());
+        c.now += 5_000;
+        assert_eq!(c.tick(), Vec::new());
+    }
+    // A new subscription is persisted: the member, the group epoch, the
+    // topics and the new target.
+    c.topics.create("u", 2);
+    let epoch = c.clients["a"].epoch;
+    let mut request = heartbeat_request("a", epoch, Some(&c.clients["a"].owned.clone()));
+    request.subscribed_topic_names = Some(names(&["t", "u"]));
+    let (response, writes) = c.send(&request);
+    assert_eq!(error(&response), 0);
+    let keys = consumer_writes(&writes);
+    for key in [
+        ConsumerKey::GroupMetadata,
+        ConsumerKey::PartitionMetadata,
+        ConsumerKey::MemberMetadata { member: "a".into() },
+        ConsumerKey::TargetAssignmentMetadata,
+    ] {
+        assert!(keys.contains(&(&key, true)), "{key:?} in {keys:?}");
+    }
+}
+
+#[test]
+fn a_member_that_left_or_expired_is_gone_after_a_restart() {
+    let mut c = stable_three();
+    let (response, writes) = c.send(&heartbeat_request("b", -1, None));
+    assert_eq!(error(&response), 0);
+    c.clients.remove("b");
+    let removed = consumer_writes(&writes);
+    for key in [
+        ConsumerKey::MemberMetadata { member: "b".into() },
+        ConsumerKey::TargetAssignmentMember { member: "b".into() },
+        ConsumerKey::CurrentMemberAssignment { member: "b".into() },
+    ] {
+        assert!(removed.contains(&(&key, false)), "{key:?} tombstoned");
+    }
+    c.settle();
+    // "c" stops heartbeating and expires.
+    c.clients.remove("c");
+    c.now += SESSION_TIMEOUT_MS / 2;
+    c.heartbeat("a");
+    c.now += SESSION_TIMEOUT_MS / 2 + 1;
+    c.heartbeat("a");
+    let expired = c.tick();
+    assert!(consumer_writes(&expired)
+        .contains(&(&ConsumerKey::MemberMetadata { member: "c".into() }, false)));
+    c.settle();
+    assert_eq!(c.clients["a"].owned, c.topics.all_partitions(&["t"]));
+
+    c.restart(c.now + 1_000);
+    assert_eq!(c.group().member_ids(), vec!["a".to_string()]);
+    for gone in ["b", "c"] {
+        let (response, _) = c.send(&heartbeat_request(gone, 1, None));
+        assert_eq!(error(&response), ResponseError::UnknownMemberId.code());
+    }
+    let epoch = c.clients["a"].epoch;
+    let (response, writes) = c.heartbeat("a");
+    assert_eq!((error(&response), response.member_epoch), (0, epoch));
+    assert_eq!(writes, Vec::new());
+}
+
+#[test]
+fn a_deleted_group_stays_deleted_after_a_restart() {
+    let mut c = Coordinator::new(Topics::with(&[("t", 6)]));
+    c.join("a", &["t"]);
+    c.settle();
+    let commit = CommitRequest {
+        group_id: "g".into(),
+        api_version: 9,
+        member_id: "a".into(),
+        group_instance_id: None,
+        generation_or_epoch: c.clients["a"].epoch,
+        retention_time_ms: -1,
+        partitions: vec![CommitPartition {
+            topic: "t".into(),
+            partition: 0,
+            offset: 42,
+            leader_epoch: -1,
+            metadata: None,
+        }],
+    };
+    let (_, writes) = c.shard.commit_offsets(c.now, &commit).unwrap();
+    c.write(&writes);
+    assert_eq!(
+        c.shard.delete_group("g"),
+        Err(ResponseError::NonEmptyGroup.code())
+    );
+    c.send(&heartbeat_request("a", -1, None));
+    let deleted = c.shard.delete_group("g").unwrap();
+    let tombstones = consumer_writes(&deleted);
+    assert!(tombstones.iter().all(|(_, value)| !value));
+    assert_eq!(
+        tombstones.last(),
+        Some(&(&ConsumerKey::GroupMetadata, false)),
+        "the group goes last"
+    );
+    c.write(&deleted);
+    c.restart(c.now + 1);
+    assert!(c.shard.group("g").is_none());
+    assert!(c.shard.list_groups().is_empty());
+    assert!(c.shard.offsets().group("g").is_none());
+}
+
+#[test]
+fn an_empty_consumer_group_without_offsets_expires_and_stays_gone() {
+    let mut c = Coordinator::new(Topics::with(&[("t", 1)]));
+    c.join("a", &["t"]);
+    c.send(&heartbeat_request("a", -1, None));
+    assert_eq!(c.group().state_name(), "Empty");
+    let expired = c.shard.expire_offsets(c.now);
+    assert!(consumer_writes(&expired).contains(&(&ConsumerKey::GroupMetadata, false)));
+    c.write(&expired);
+    assert!(c.shard.group("g").is_none());
+    c.restart(c.now + 1);
+    assert!(c.shard.group("g").is_none());
+}
+
+#[test]
+fn consumer_group_records_win_over_offset_records_in_either_order() {
+    let mut c = Coordinator::new(Topics::with(&[("t", 2)]));
+    c.join("a", &["t"]);
+    c.settle();
+    let commit = CommitRequest {
+        group_id: "g".into(),
+        api_version: 9,
+        member_id: "a".into(),
+        group_instance_id: None,
+        generation_or_epoch: c.clients["a"].epoch,
+        retention_time_ms: -1,
+        partitions: vec![CommitPartition {
+            topic: "t".into(),
+            partition: 1,
+            offset: 7,
+            leader_epoch: -1,
+            metadata: None,
+        }],
+    };
+    let (_, offsets) = c.shard.commit_offsets(c.now, &commit).unwrap();
+    c.write(&offsets);
+    let (offset_first, group_records): (Vec<Write>, Vec<Write>) = c
+        .log
+        .iter()
+        .cloned()
+        .partition(|w| matches!(w, Write::Offset { .. }));
+    let offset_first: Vec<Write> = offset_first.into_iter().chain(group_records).collect();
+    for log in [c.log.clone(), offset_first] {
+        let mut shard = Shard::new(0, ShardConfig::default());
+        replay(&mut shard, &log, c.now);
+        let Some(Group::Consumer(group)) = shard.group("g") else {
+            panic!("not a consumer group: {:?}", shard.group("g"));
+        };
+        assert_eq!(group.member_ids(), vec!["a".to_string()]);
+        assert_eq!(shard.offsets().get("g", "t", 1).map(|o| o.offset), Some(7));
+    }
+}
+
+#[test]
+fn a_static_member_away_at_a_restart_rejoins_with_its_partitions_and_epoch() {
+    let mut c = Coordinator::new(Topics::with(&[("t", 4)]));
+    let (response, _) = c.send(&static_join("s1", "instance-1", &["t"]));
+    assert_eq!(error(&response), 0);
+    c.clients.insert(
+        "s1".into(),
+        Client {
+            epoch: response.member_epoch,
+            owned: assignment_of(&response).unwrap_or_default(),
+            version: 1,
+        },
+    );
+    c.join("b", &["t"]);
+    c.settle();
+    let (epoch, owned) = (c.clients["s1"].epoch, c.clients["s1"].owned.clone());
+    let (response, writes) = c.send(&heartbeat_request("s1", -2, None));
+    assert_eq!(response.member_epoch, -2);
+    assert_eq!(consumer_writes(&writes).len(), 1, "only its assignment");
+
+    c.restart(c.now + 1_000);
+    let described = c.describe();
+    let away = described
+        .members
+        .iter()
+        .find(|m| m.member_id.as_str() == "s1");
+    assert_eq!(away.map(|m| m.member_epoch), Some(-2));
+    let (response, _) = c.send(&static_join("s1-again", "instance-1", &["t"]));
+    assert_eq!(error(&response), 0, "{response:?}");
+    assert_eq!(response.member_epoch, epoch);
+    assert_eq!(assignment_of(&response), Some(owned));
+}
+
+#[test]
+fn a_group_turned_classic_is_not_replayed_as_a_consumer_group() {
+    let mut c = Coordinator::new(Topics::with(&[("t", 1)]));
+    c.join("a", &["t"]);
+    c.send(&heartbeat_request("a", -1, None));
+    let join = JoinRequest {
+        request: 1,
+        version: 5,
+        member_id: String::new(),
+        group_instance_id: None,
+        client_id: "c".into(),
+        client_host: "/127.0.0.1".into(),
+        session_timeout_ms: 10_000,
+        rebalance_timeout_ms: 10_000,
+        protocol_type: "consumer".into(),
+        protocols: vec![("range".into(), bytes::Bytes::from_static(b"sub"))],
+        reason: None,
+        fresh_suffix: "x".into(),
+    };
+    let effects = c.shard.join(c.now, "g", join);
+    let tombstones = consumer_writes(&effects.writes);
+    assert!(tombstones.contains(&(&ConsumerKey::GroupMetadata, false)));
+    assert!(tombstones.iter().all(|(_, value)| !value));
+    c.write(&effects.writes);
+    c.restart(c.now + 1);
+    assert!(!matches!(c.shard.group("g"), Some(Group::Consumer(_))));
+}
+
+#[test]
+fn a_refused_join_leaves_a_simple_group_as_it_was_and_writes_nothing() {
+    let mut c = Coordinator::new(Topics::with(&[("t", 1)]));
+    let commit = CommitRequest {
+        group_id: "g".into(),
+        api_version: 9,
+        member_id: String::new(),
+        group_instance_id: None,
+        generation_or_epoch: -1,
+        retention_time_ms: -1,
+        partitions: Vec::new(),
+    };
+    c.shard.commit_offsets(c.now, &commit).unwrap();
+    let mut request = join_request("a", &["t"]);
+    request.rebalance_timeout_ms = -1;
+    let (response, writes) = c.send(&request);
+    assert_eq!(error(&response), ResponseError::InvalidRequest.code());
+    assert_eq!(writes, Vec::new());
+    assert!(matches!(c.shard.group("g"), Some(Group::Classic(_))));
+    // An accepted join turns it into a consumer group, tombstoning the
+    // classic group's record first.
+    let (response, writes) = c.send(&join_request("a", &["t"]));
+    assert_eq!(error(&response), 0);
+    assert!(matches!(
+        writes.first(),
+        Some(Write::Group { value: None, .. })
+    ));
+    c.restart(c.now + 1);
+    assert_eq!(c.group().member_ids(), vec!["a".to_string()]);
 }
