@@ -161,7 +161,16 @@ impl Broker {
             } else {
                 TimestampType::CreateTime
             },
-            ..LogConfig::default()
+            cleanup_policy: runnel_storage::CleanupPolicy {
+                delete: settings.cleanup_policy.delete,
+                compact: settings.cleanup_policy.compact,
+            },
+            delete_retention_ms: settings.delete_retention_ms,
+            min_cleanable_dirty_ratio: runnel_storage::DirtyRatio::new(
+                settings.min_cleanable_dirty_ratio,
+            ),
+            min_compaction_lag_ms: settings.min_compaction_lag_ms,
+            max_compaction_lag_ms: settings.max_compaction_lag_ms,
         }
     }
 

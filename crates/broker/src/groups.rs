@@ -23,7 +23,7 @@ use runnel_group::shard::{Effects, Reply, ShardConfig, Write};
 use runnel_group::{Millis, RequestId, Shard};
 use runnel_model::config::BrokerConfig;
 use runnel_model::{Offset, Timestamp, TopicName};
-use runnel_protocol::batch::{decode_records, BatchBuilder};
+use runnel_protocol::batch::{decode_stored_records, BatchBuilder};
 use runnel_storage::LogError;
 use tokio::sync::oneshot;
 
@@ -320,7 +320,7 @@ fn replay(shard: &mut Shard, partition: &Partition, now: Millis) -> Result<usize
                 continue;
             }
             let batch = &bytes[at..at + header.total_len()];
-            match decode_records(batch, usize::MAX >> 1) {
+            match decode_stored_records(batch, usize::MAX >> 1) {
                 Ok(records) => {
                     for record in records {
                         let Some(key) = record.key else { continue };

@@ -66,6 +66,9 @@ impl Server {
         let retention_check_interval_ms = config.log_retention_check_interval_ms();
         let flush_check_interval_ms = config.log_flush_scheduler_interval_ms();
         let producer_id_expiration_ms = config.producer_id_expiration_ms();
+        let cleaner_enable = config.log_cleaner_enable();
+        let cleaner_backoff_ms = config.log_cleaner_backoff_ms();
+        let cleaner_dedupe_buffer_bytes = config.log_cleaner_dedupe_buffer_size();
         let broker =
             tokio::task::spawn_blocking(move || Broker::open(config, host, port)).await??;
         let broker = Arc::new(broker);
@@ -77,6 +80,9 @@ impl Server {
             .start_background(runnel_storage::BackgroundOptions {
                 flush_check_interval_ms: flush_check_interval_ms.clamp(10, 60_000) as u64,
                 retention_check_interval_ms: retention_check_interval_ms.max(10) as u64,
+                cleaner_enable,
+                cleaner_backoff_ms: cleaner_backoff_ms.max(10) as u64,
+                cleaner_dedupe_buffer_bytes: cleaner_dedupe_buffer_bytes.max(1 << 20) as u64,
             });
         let (stop, stop_rx) = watch::channel(false);
         let group_timers = tokio::spawn(crate::groups::run_timers(broker.clone(), stop_rx.clone()));
