@@ -139,7 +139,8 @@ impl GroupCoordinator {
                     let config = broker.config.read();
                     (
                         config.offsets_topic_num_partitions().max(1),
-                        config.offsets_topic_segment_bytes(),
+                        // The topic config's own lower bound.
+                        config.offsets_topic_segment_bytes().max(1 << 20),
                     )
                 };
                 let configs = BTreeMap::from([

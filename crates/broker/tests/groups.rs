@@ -852,3 +852,150 @@ async fn consumer_protocol_members_split_a_topic_and_describe_shows_them() {
     assert_eq!(deleted.results[0].error_code, 0);
     broker.stop().await;
 }
+
+async fn offsets_topic_bytes(client: &mut RawClient) -> i64 {
+    let r: DescribeLogDirsResponse = client
+        .call(
+            ApiKey::DescribeLogDirs,
+            4,
+            &DescribeLogDirsRequest::default().with_topics(None),
+        )
+        .await;
+    r.results[0]
+        .topics
+        .iter()
+        .filter(|t| t.name.as_str() == "__consumer_offsets")
+        .flat_map(|t| t.partitions.iter().map(|p| p.partition_size))
+        .sum()
+}
+
+#[tokio::test]
+async fn the_offsets_topic_is_compacted_and_keeps_the_latest_commit() {
+    let settings = [
+        ("offsets.topic.num.partitions", "1"),
+        ("log.cleaner.backoff.ms", "50"),
+    ];
+    let broker = TestBroker::start(&settings).await;
+    let mut client = broker.client().await;
+    create_topic(&mut client, "t", 2).await;
+    let _: FindCoordinatorResponse = client
+        .call(
+            ApiKey::FindCoordinator,
+            3,
+            &FindCoordinatorRequest::default().with_key(s("busy")),
+        )
+        .await;
+    // Segments of at least 1 MiB would hold everything; roll by time.
+    let altered: IncrementalAlterConfigsResponse = client
+        .call(
+            ApiKey::IncrementalAlterConfigs,
+            1,
+            &IncrementalAlterConfigsRequest::default().with_resources(vec![
+                incremental_alter_configs_request::AlterConfigsResource::default()
+                    .with_resource_type(2)
+                    .with_resource_name(s("__consumer_offsets"))
+                    .with_configs(vec![
+                        incremental_alter_configs_request::AlterableConfig::default()
+                            .with_name(s("segment.ms"))
+                            .with_config_operation(0)
+                            .with_value(Some(s("100"))),
+                    ]),
+            ]),
+        )
+        .await;
+    assert_eq!(altered.responses[0].error_code, 0);
+    for i in 0..600 {
+        if i % 100 == 99 {
+            tokio::time::sleep(std::time::Duration::from_millis(120)).await;
+        }
+        let r: OffsetCommitResponse = client
+            .call(
+                ApiKey::OffsetCommit,
+                8,
+                &commit_request("busy", -1, "", &[("t", 0, i, "m"), ("t", 1, 2 * i, "")]),
+            )
+            .await;
+        assert_eq!(r.topics[0].partitions[0].error_code, 0);
+    }
+    let written = 600 * 100;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut size = offsets_topic_bytes(&mut client).await;
+    while size > 12 * 1024 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "__consumer_offsets still holds {size} bytes"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        size = offsets_topic_bytes(&mut client).await;
+    }
+    assert!(size < written / 4, "{size} bytes left of about {written}");
+    let dir = broker.stop().await;
+    let broker = TestBroker::start_in(dir, &settings).await;
+    let mut client = broker.client().await;
+    let after = fetch_offsets(&mut client, "busy", "t", vec![0, 1]).await;
+    assert_eq!(
+        after,
+        [(0, 599, "m".to_string(), 0), (1, 1198, String::new(), 0)]
+    );
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn a_consumer_protocol_member_carries_on_after_a_restart() {
+    let settings = [("offsets.topic.num.partitions", "2")];
+    let broker = TestBroker::start(&settings).await;
+    let mut client = broker.client().await;
+    create_topic(&mut client, "t", 3).await;
+    let joined = cg_heartbeat(
+        &mut client,
+        1,
+        ConsumerGroupHeartbeatRequest::default()
+            .with_group_id(group("durable"))
+            .with_member_id(s("m1"))
+            .with_member_epoch(0)
+            .with_rebalance_timeout_ms(5000)
+            .with_subscribed_topic_names(Some(vec![TopicName(s("t"))]))
+            .with_topic_partitions(Some(Vec::new())),
+    )
+    .await;
+    assert_eq!(joined.error_code, 0);
+    assert_eq!(owned(&joined), [0, 1, 2]);
+    let dir = broker.stop().await;
+    let broker = TestBroker::start_in(dir, &settings).await;
+    let mut client = broker.client().await;
+    let topic_id = joined.assignment.as_ref().unwrap().topic_partitions[0].topic_id;
+    let after = cg_heartbeat(
+        &mut client,
+        1,
+        ConsumerGroupHeartbeatRequest::default()
+            .with_group_id(group("durable"))
+            .with_member_id(s("m1"))
+            .with_member_epoch(joined.member_epoch)
+            .with_topic_partitions(Some(vec![
+                consumer_group_heartbeat_request::TopicPartitions::default()
+                    .with_topic_id(topic_id)
+                    .with_partitions(vec![0, 1, 2]),
+            ])),
+    )
+    .await;
+    assert_eq!(after.error_code, 0, "{:?}", after.error_message);
+    assert_eq!(after.member_epoch, joined.member_epoch);
+    let described: ConsumerGroupDescribeResponse = client
+        .call(
+            ApiKey::ConsumerGroupDescribe,
+            1,
+            &ConsumerGroupDescribeRequest::default().with_group_ids(vec![group("durable")]),
+        )
+        .await;
+    let member = &described.groups[0].members[0];
+    assert_eq!(member.member_id.as_str(), "m1");
+    let mut partitions: Vec<i32> = member
+        .assignment
+        .topic_partitions
+        .iter()
+        .flat_map(|t| t.partitions.clone())
+        .collect();
+    partitions.sort();
+    assert_eq!(partitions, [0, 1, 2]);
+    broker.stop().await;
+}
