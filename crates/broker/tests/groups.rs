@@ -72,6 +72,12 @@ fn commit_request(
         .with_topics(topics)
 }
 
+/// Sends an OffsetCommit; the first partition's error code.
+async fn commit_code(client: &mut RawClient, version: i16, request: OffsetCommitRequest) -> i16 {
+    let response: OffsetCommitResponse = client.call(ApiKey::OffsetCommit, version, &request).await;
+    response.topics[0].partitions[0].error_code
+}
+
 async fn fetch_offsets(
     client: &mut RawClient,
     group_id: &str,
@@ -233,49 +239,41 @@ async fn commit_errors_match_kafka() {
     .await;
     let mut client = broker.client().await;
     create_topic(&mut client, "t", 1).await;
-    let big: OffsetCommitResponse = client
-        .call(
-            ApiKey::OffsetCommit,
-            8,
-            &commit_request("g", -1, "", &[("t", 0, 1, "123456789")]),
-        )
-        .await;
     assert_eq!(
-        big.topics[0].partitions[0].error_code,
+        commit_code(
+            &mut client,
+            8,
+            commit_request("g", -1, "", &[("t", 0, 1, "123456789")])
+        )
+        .await,
         ResponseError::OffsetMetadataTooLarge.code()
     );
     // A generation for a group that does not exist.
-    let stale: OffsetCommitResponse = client
-        .call(
-            ApiKey::OffsetCommit,
-            8,
-            &commit_request("ghost", 3, "m", &[("t", 0, 1, "")]),
-        )
-        .await;
     assert_eq!(
-        stale.topics[0].partitions[0].error_code,
+        commit_code(
+            &mut client,
+            8,
+            commit_request("ghost", 3, "m", &[("t", 0, 1, "")])
+        )
+        .await,
         ResponseError::IllegalGeneration.code()
     );
-    let stale: OffsetCommitResponse = client
-        .call(
-            ApiKey::OffsetCommit,
-            9,
-            &commit_request("ghost", 3, "m", &[("t", 0, 1, "")]),
-        )
-        .await;
     assert_eq!(
-        stale.topics[0].partitions[0].error_code,
+        commit_code(
+            &mut client,
+            9,
+            commit_request("ghost", 3, "m", &[("t", 0, 1, "")])
+        )
+        .await,
         ResponseError::GroupIdNotFound.code()
     );
-    let empty: OffsetCommitResponse = client
-        .call(
-            ApiKey::OffsetCommit,
-            8,
-            &commit_request("", -1, "", &[("t", 0, 1, "")]),
-        )
-        .await;
     assert_eq!(
-        empty.topics[0].partitions[0].error_code,
+        commit_code(
+            &mut client,
+            8,
+            commit_request("", -1, "", &[("t", 0, 1, "")])
+        )
+        .await,
         ResponseError::InvalidGroupId.code()
     );
     broker.stop().await;
@@ -422,36 +420,33 @@ async fn two_members_join_sync_commit_and_leave() {
 
     // Generation fencing on commits and heartbeats.
     let mut c = broker.client().await;
-    let old: OffsetCommitResponse = c
-        .call(
-            ApiKey::OffsetCommit,
-            8,
-            &commit_request("g", gen1, &a_id, &[("t", 0, 5, "")]),
-        )
-        .await;
     assert_eq!(
-        old.topics[0].partitions[0].error_code,
+        commit_code(
+            &mut c,
+            8,
+            commit_request("g", gen1, &a_id, &[("t", 0, 5, "")])
+        )
+        .await,
         ResponseError::IllegalGeneration.code()
     );
-    let stranger: OffsetCommitResponse = c
-        .call(
-            ApiKey::OffsetCommit,
-            8,
-            &commit_request("g", gen2, "who", &[("t", 0, 5, "")]),
-        )
-        .await;
     assert_eq!(
-        stranger.topics[0].partitions[0].error_code,
+        commit_code(
+            &mut c,
+            8,
+            commit_request("g", gen2, "who", &[("t", 0, 5, "")])
+        )
+        .await,
         ResponseError::UnknownMemberId.code()
     );
-    let good: OffsetCommitResponse = c
-        .call(
-            ApiKey::OffsetCommit,
+    assert_eq!(
+        commit_code(
+            &mut c,
             8,
-            &commit_request("g", gen2, &a_id, &[("t", 0, 5, "x")]),
+            commit_request("g", gen2, &a_id, &[("t", 0, 5, "x")])
         )
-        .await;
-    assert_eq!(good.topics[0].partitions[0].error_code, 0);
+        .await,
+        0
+    );
     assert_eq!(
         heartbeat(&mut c, "g", &a_id, gen1).await,
         ResponseError::IllegalGeneration.code()
@@ -806,25 +801,24 @@ async fn consumer_protocol_members_split_a_topic_and_describe_shows_them() {
         ResponseError::InconsistentGroupProtocol.code()
     );
     // Commits need v9 and the member's epoch.
-    let old: OffsetCommitResponse = client
-        .call(
-            ApiKey::OffsetCommit,
-            8,
-            &commit_request("kip848", b2.member_epoch, "member-b", &[("t", 0, 1, "")]),
-        )
-        .await;
     assert_eq!(
-        old.topics[0].partitions[0].error_code,
+        commit_code(
+            &mut client,
+            8,
+            commit_request("kip848", b2.member_epoch, "member-b", &[("t", 0, 1, "")])
+        )
+        .await,
         ResponseError::UnsupportedVersion.code()
     );
-    let ok: OffsetCommitResponse = client
-        .call(
-            ApiKey::OffsetCommit,
+    assert_eq!(
+        commit_code(
+            &mut client,
             9,
-            &commit_request("kip848", b2.member_epoch, "member-b", &[("t", 0, 1, "")]),
+            commit_request("kip848", b2.member_epoch, "member-b", &[("t", 0, 1, "")])
         )
-        .await;
-    assert_eq!(ok.topics[0].partitions[0].error_code, 0);
+        .await,
+        0
+    );
     // Both leave; the group can then be deleted.
     for (member, epoch, version) in [
         (a_id.as_str(), a3.member_epoch, 0),
@@ -908,14 +902,15 @@ async fn the_offsets_topic_is_compacted_and_keeps_the_latest_commit() {
         if i % 100 == 99 {
             tokio::time::sleep(std::time::Duration::from_millis(120)).await;
         }
-        let r: OffsetCommitResponse = client
-            .call(
-                ApiKey::OffsetCommit,
+        assert_eq!(
+            commit_code(
+                &mut client,
                 8,
-                &commit_request("busy", -1, "", &[("t", 0, i, "m"), ("t", 1, 2 * i, "")]),
+                commit_request("busy", -1, "", &[("t", 0, i, "m"), ("t", 1, 2 * i, "")])
             )
-            .await;
-        assert_eq!(r.topics[0].partitions[0].error_code, 0);
+            .await,
+            0
+        );
     }
     let written = 600 * 100;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
