@@ -14,6 +14,19 @@
 //   alter    BOOTSTRAP TOPIC NAME=VALUE...  admin.alterConfigs (kafkajs has no incremental API)
 //   describe BOOTSTRAP TOPIC NAME...        admin.describeConfigs
 //
+// Consumer groups (compat/python/test_groups_*.py):
+//   member key=value...                    a group member process: kafka's consumer.run with
+//                                          eachBatch; options, stdin commands and stdout events
+//                                          are described in compat/python/groups.py
+//   groups-list BOOTSTRAP                  admin.listGroups: `group ID PROTOCOL_TYPE`
+//   groups-describe BOOTSTRAP GROUP...     admin.describeGroups: `group ID STATE PROTOCOL_TYPE
+//                                          PROTOCOL MEMBERS`, `member GROUP ID CLIENT_ID P,P`
+//   groups-offsets BOOTSTRAP GROUP TOPIC   admin.fetchOffsets: `offset P O META`
+//   groups-set-offsets BOOTSTRAP GROUP TOPIC P:O...  admin.setOffsets: `set OK|ERROR_TYPE`
+//   groups-delete BOOTSTRAP GROUP...       admin.deleteGroups: `deleted GROUP OK|ERROR_TYPE`
+//   groups-commit BOOTSTRAP GROUP TOPIC P:O...  OffsetCommit outside any generation (as admin
+//                                          tools commit): `committed P OK|ERROR_TYPE`
+//
 // Consuming without a consumer group: kafkajs's consumer always joins a group, and
 // runnel has no group coordinator yet. So `consume` uses kafkajs's own protocol layer
 // below the consumer — its Cluster (metadata, leader lookup, connections) and Broker
@@ -22,7 +35,9 @@
 // each fetch; only the group membership around it is left out.
 
 const fs = require('fs')
+const readline = require('readline')
 const {
+  AssignerProtocol,
   Kafka,
   CompressionTypes,
   CompressionCodecs,
@@ -335,9 +350,299 @@ async function describe(bootstrap, topic, names) {
   })
 }
 
+// ---- consumer groups ------------------------------------------------------------
+
+// kafkajs's own log lines go to stderr: stdout carries only member events.
+const stderrLogCreator = () => ({ namespace, level, log }) =>
+  process.stderr.write(`${JSON.stringify({ level, namespace, ...log })}\n`)
+
+const emit = (...parts) => process.stdout.write(`${[Date.now(), ...parts].join(' ')}\n`)
+const partitionList = partitions =>
+  [...partitions].sort((a, b) => a - b).join(',') || '-'
+
+const errorType = error =>
+  (error && (error.type || (error.cause && error.cause.type) || error.name)) || 'Error'
+
+// A member of a consumer group. kafkajs speaks the classic protocol only, rebalances
+// eagerly and ships only its round-robin assignor, so `strategy` other than
+// cooperative-sticky is served by round robin; it has no static membership
+// (group.instance.id). A rebalance shows as REBALANCING (everything revoked) and then
+// GROUP_JOIN (the new assignment).
+async function member(argv) {
+  const o = {
+    commit: 'batch',
+    protocol: 'classic',
+    strategy: 'range',
+    session_ms: '10000',
+    heartbeat_ms: '1000',
+    instance: '',
+    partitions: '6',
+  }
+  for (const argument of argv) {
+    const at = argument.indexOf('=')
+    o[argument.slice(0, at)] = argument.slice(at + 1)
+  }
+  if (o.protocol !== 'classic') throw new Error('kafkajs has only the classic group protocol')
+  if (o.instance) throw new Error('kafkajs has no static membership (group.instance.id)')
+  if (o.strategy === 'cooperative-sticky') throw new Error('kafkajs has no cooperative assignor')
+  const topic = o.topic
+  const client = new Kafka({
+    clientId: o.name,
+    brokers: [o.bootstrap],
+    logLevel: logLevel.WARN,
+    logCreator: stderrLogCreator,
+    retry: { retries: 10 },
+  })
+  const consumer = client.consumer({
+    groupId: o.group,
+    sessionTimeout: Number(o.session_ms),
+    heartbeatInterval: Number(o.heartbeat_ms),
+    allowAutoTopicCreation: false,
+    maxWaitTimeInMs: 200,
+    retry: { retries: 10 },
+  })
+  let admin = null
+  let owned = new Set()
+  const positions = new Map()
+
+  const revokeAll = () => {
+    if (owned.size > 0) emit('revoke', partitionList(owned))
+    owned = new Set()
+    positions.clear()
+  }
+  consumer.on(consumer.events.REBALANCING, revokeAll)
+  consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
+    revokeAll() // rejoined without a REBALANCING event (e.g. UNKNOWN_MEMBER_ID)
+    owned = new Set(payload.memberAssignment[topic] || [])
+    emit('assign', partitionList(owned), -1)
+  })
+  consumer.on(consumer.events.CRASH, ({ payload }) => emit('error', 'crash', errorType(payload.error)))
+
+  const commit = async items => {
+    if (items.length === 0) return
+    try {
+      await consumer.commitOffsets(
+        items.map(({ partition, offset, metadata }) => ({
+          topic,
+          partition,
+          offset: String(offset),
+          metadata: metadata === undefined ? null : metadata,
+        }))
+      )
+    } catch (error) {
+      emit('commit-error', errorType(error))
+      return
+    }
+    emit('commit', items.map(({ partition, offset }) => `${partition}:${offset}`).join(','))
+  }
+
+  const committed = async () => {
+    if (admin === null) {
+      admin = client.admin()
+      await admin.connect()
+    }
+    const [answer] = await admin.fetchOffsets({ groupId: o.group, topics: [topic] })
+    const items = answer.partitions
+      .sort((a, b) => a.partition - b.partition)
+      .map(p => `${p.partition}:${Number(p.offset) >= 0 ? p.offset : -1}:${p.metadata || '-'}`)
+    emit('committed', items.join(','))
+  }
+
+  const close = async () => {
+    await consumer.disconnect()
+    if (admin !== null) await admin.disconnect()
+    emit('closed')
+    process.exit(0)
+  }
+
+  const handle = async line => {
+    const words = line.trim().split(/\s+/)
+    switch (words[0]) {
+      case 'close':
+        return close()
+      case 'commit':
+        if (words.length === 1) {
+          return commit(
+            [...positions].filter(([p]) => owned.has(p)).map(([partition, offset]) => ({ partition, offset }))
+          )
+        }
+        return commit(
+          words.slice(1).map(item => {
+            const [partition, offset, ...metadata] = item.split(':')
+            return {
+              partition: Number(partition),
+              offset: BigInt(offset),
+              metadata: metadata.length ? metadata.join(':') : null,
+            }
+          })
+        )
+      case 'committed':
+        return committed()
+      case 'seek': {
+        const partition = Number(words[1])
+        consumer.seek({ topic, partition, offset: words[2] })
+        positions.set(partition, BigInt(words[2]))
+        return emit('seeked', partition, words[2])
+      }
+      default:
+        return emit('error', 'unknown_command', words[0])
+    }
+  }
+
+  // Commands run one at a time, in order; EOF on stdin (the test went away) closes.
+  let queue = Promise.resolve()
+  const lines = readline.createInterface({ input: process.stdin })
+  lines.on('line', line => {
+    if (line.trim()) queue = queue.then(() => handle(line)).catch(e => emit('error', errorType(e)))
+  })
+  lines.on('close', () => {
+    queue = queue.then(close)
+  })
+
+  await consumer.connect()
+  await consumer.subscribe({ topics: [topic], fromBeginning: true })
+  await consumer.run({
+    autoCommit: false,
+    eachBatchAutoResolve: true,
+    eachBatch: async ({ batch }) => {
+      let next = null
+      for (const m of batch.messages) {
+        emit('record', batch.partition, m.offset, m.key.toString('utf8'))
+        next = BigInt(m.offset) + 1n
+      }
+      if (next === null) return
+      positions.set(batch.partition, next)
+      if (o.commit === 'batch' && owned.has(batch.partition)) {
+        await commit([{ partition: batch.partition, offset: next }])
+      }
+    },
+  })
+  // consumer.run returns once the group is joined; the process lives until `close`.
+  await new Promise(() => {})
+}
+
+async function groupsList(bootstrap) {
+  await withAdmin(bootstrap, async admin => {
+    const { groups } = await admin.listGroups()
+    for (const g of groups) console.log(`group ${g.groupId} ${g.protocolType || '-'}`)
+  })
+}
+
+async function groupsDescribe(bootstrap, groupIds) {
+  await withAdmin(bootstrap, async admin => {
+    const { groups } = await admin.describeGroups(groupIds)
+    for (const g of groups) {
+      console.log(
+        `group ${g.groupId} ${g.state || '-'} ${g.protocolType || '-'} ${g.protocol || '-'} ${g.members.length}`
+      )
+      for (const m of g.members) {
+        const assignment = m.memberAssignment.length
+          ? AssignerProtocol.MemberAssignment.decode(m.memberAssignment)
+          : null
+        const partitions = assignment ? Object.values(assignment.assignment).flat() : []
+        console.log(`member ${g.groupId} ${m.memberId} ${m.clientId} ${partitionList(partitions)}`)
+      }
+    }
+  })
+}
+
+async function groupsOffsets(bootstrap, groupId, topic) {
+  await withAdmin(bootstrap, async admin => {
+    for (const t of await admin.fetchOffsets({ groupId, topics: [topic] })) {
+      for (const p of t.partitions.sort((a, b) => a.partition - b.partition)) {
+        console.log(`offset ${p.partition} ${p.offset} ${p.metadata || '-'}`)
+      }
+    }
+  })
+}
+
+async function groupsSetOffsets(bootstrap, groupId, topic, items) {
+  await withAdmin(bootstrap, async admin => {
+    const partitions = items.map(item => {
+      const [partition, offset] = item.split(':')
+      return { partition: Number(partition), offset }
+    })
+    try {
+      await admin.setOffsets({ groupId, topic, partitions })
+      console.log('set OK')
+    } catch (error) {
+      console.log(`set ${errorType(error)}`)
+    }
+  })
+}
+
+async function groupsDelete(bootstrap, groupIds) {
+  await withAdmin(bootstrap, async admin => {
+    let failed = []
+    try {
+      await admin.deleteGroups(groupIds)
+    } catch (error) {
+      if (!error.groups) throw error
+      failed = error.groups
+    }
+    for (const groupId of groupIds) {
+      const failure = failed.find(f => f.groupId === groupId)
+      console.log(`deleted ${groupId} ${failure ? errorType(failure.error) : 'OK'}`)
+    }
+  })
+}
+
+// OffsetCommit with generation -1 and no member id, as admin tools commit for an empty
+// group, straight to the coordinator: kafkajs's consumer only commits partitions it owns.
+async function groupsCommit(bootstrap, groupId, topic, items) {
+  const cluster = new Cluster({
+    logger: createLogger({ level: logLevel.WARN, logCreator: stderrLogCreator }),
+    socketFactory: defaultSocketFactory(),
+    brokers: [bootstrap],
+    clientId: CLIENT_ID,
+    connectionTimeout: 3000,
+    requestTimeout: 30000,
+    enforceRequestTimeout: true,
+    retry: { retries: 5 },
+  })
+  await cluster.connect()
+  try {
+    const coordinator = await cluster.findGroupCoordinator({ groupId })
+    const partitions = items.map(item => {
+      const [partition, offset] = item.split(':')
+      return { partition: Number(partition), offset }
+    })
+    for (const p of partitions) {
+      let outcome = 'OK'
+      try {
+        await coordinator.offsetCommit({
+          groupId,
+          groupGenerationId: -1,
+          memberId: '',
+          topics: [{ topic, partitions: [p] }],
+        })
+      } catch (error) {
+        outcome = errorType(error)
+      }
+      console.log(`committed ${p.partition} ${outcome}`)
+    }
+  } finally {
+    await cluster.disconnect()
+  }
+}
+
 async function main(argv) {
   const [command, bootstrap, topic, ...rest] = argv
   switch (command) {
+    case 'member':
+      return member(argv.slice(1))
+    case 'groups-list':
+      return groupsList(bootstrap)
+    case 'groups-describe':
+      return groupsDescribe(bootstrap, argv.slice(2))
+    case 'groups-offsets':
+      return groupsOffsets(bootstrap, topic, rest[0])
+    case 'groups-set-offsets':
+      return groupsSetOffsets(bootstrap, topic, rest[0], rest.slice(1))
+    case 'groups-delete':
+      return groupsDelete(bootstrap, argv.slice(2))
+    case 'groups-commit':
+      return groupsCommit(bootstrap, topic, rest[0], rest.slice(1))
     case 'produce':
       return produce(bootstrap, topic, rest[0], rest[1], rest[2])
     case 'consume':

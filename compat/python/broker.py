@@ -137,3 +137,39 @@ def stop_broker(broker: Broker) -> None:
         broker.log_path.unlink()
     except OSError:
         pass
+
+
+def restart_broker(broker: Broker, *, kill: bool = False) -> None:
+    """Stop the broker and start it again on the same port, data dir and settings.
+
+    SIGTERM (a clean shutdown) by default; `kill=True` sends SIGKILL, as in a crash.
+    The new process replaces `broker.process`, so the fixture still stops it; its output
+    is appended to the same log after a `=== restart` line.
+    """
+    assert broker.kind == "runnel", "only runnel keeps data across restarts"
+    if broker.process.poll() is None:
+        if kill:
+            broker.process.kill()
+            broker.process.wait()
+        else:
+            broker.stop()
+    _, command = _command(broker.port, broker.data_dir / "data", broker.overrides)
+    failures = []
+    for _ in range(START_ATTEMPTS):
+        with open(broker.log_path, "ab") as log:
+            log.write(f"\n=== restart (kill={kill}) at {time.time():.3f}\n".encode())
+            log.flush()
+            broker.process = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while time.monotonic() < deadline and broker.process.poll() is None:
+            if port_accepts(broker.port):
+                return
+            time.sleep(0.1)
+        failures.append(f"exit={broker.process.poll()}")
+        broker.stop()
+        time.sleep(0.5)
+    raise AssertionError(
+        f"runnel did not restart on port {broker.port}: {failures}\n{broker.log_tail()}"
+    )

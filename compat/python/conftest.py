@@ -25,3 +25,11 @@ def _broker_fixture(request, overrides=None):
 def broker(request):
     """A broker with default settings (auto-creation on, num.partitions=1)."""
     yield from _broker_fixture(request)
+
+
+@pytest.fixture(scope="module")
+def group_broker(request):
+    """A broker tuned for fast consumer-group tests (groups.GROUP_BROKER_OVERRIDES)."""
+    from groups import GROUP_BROKER_OVERRIDES
+
+    yield from _broker_fixture(request, GROUP_BROKER_OVERRIDES)
