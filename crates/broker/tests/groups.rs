@@ -994,3 +994,45 @@ async fn a_consumer_protocol_member_carries_on_after_a_restart() {
     assert_eq!(partitions, [0, 1, 2]);
     broker.stop().await;
 }
+
+#[tokio::test]
+async fn authorized_operations_are_given_when_asked_for() {
+    let broker = TestBroker::start(&[("offsets.topic.num.partitions", "1")]).await;
+    let mut client = broker.client().await;
+    create_topic(&mut client, "t", 1).await;
+    assert_eq!(
+        commit_code(
+            &mut client,
+            8,
+            commit_request("ops", -1, "", &[("t", 0, 1, "")])
+        )
+        .await,
+        0
+    );
+    for (asked, expected) in [(true, (1 << 3) | (1 << 6) | (1 << 8)), (false, i32::MIN)] {
+        let described: DescribeGroupsResponse = client
+            .call(
+                ApiKey::DescribeGroups,
+                3,
+                &DescribeGroupsRequest::default()
+                    .with_groups(vec![group("ops")])
+                    .with_include_authorized_operations(asked),
+            )
+            .await;
+        assert_eq!(described.groups[0].authorized_operations, expected);
+    }
+    let cluster: DescribeClusterResponse = client
+        .call(
+            ApiKey::DescribeCluster,
+            0,
+            &DescribeClusterRequest::default().with_include_cluster_authorized_operations(true),
+        )
+        .await;
+    assert!(cluster.cluster_authorized_operations > 0);
+    assert_ne!(
+        cluster.cluster_authorized_operations & (1 << 12),
+        0,
+        "IDEMPOTENT_WRITE"
+    );
+    broker.stop().await;
+}

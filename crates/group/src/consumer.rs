@@ -647,12 +647,15 @@ impl ConsumerGroup {
         };
         response.member_id = Some(StrBytes::from_string(member_id));
         response.member_epoch = member.member_epoch;
-        let send = joined
-            || member.last_sent.as_ref() != Some(&member.assigned)
-            || owned
-                .as_ref()
-                .is_some_and(|owned| owned != &member.assigned)
-            || hb.member_epoch != member.member_epoch;
+        // Kafka's rule: the assignment goes with a join, with a full
+        // request (rebalance timeout, subscription and owned partitions all
+        // given, as a client sends after an error), or when it changed.
+        // Sending an unchanged one at other times is legal but makes some
+        // clients (librdkafka 2.x) restart fetches from stale positions.
+        let full_request = hb.rebalance_timeout_ms.is_some()
+            && (hb.topic_names.is_some() || hb.topic_regex.is_some())
+            && hb.owned.is_some();
+        let send = joined || full_request || member.last_sent.as_ref() != Some(&member.assigned);
         if send {
             response.assignment = Some(heartbeat_assignment(&member.assigned));
             member.last_sent = Some(member.assigned.clone());

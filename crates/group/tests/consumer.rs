@@ -801,8 +801,14 @@ fn the_assignment_is_sent_only_when_it_changed() {
     assert_eq!(error(&quiet), 0);
     assert!(quiet.assignment.is_none());
     assert_eq!(quiet.heartbeat_interval_ms, h.cfg.heartbeat_interval_ms);
-    // A client reporting something else is told its assignment again.
+    // Owned partitions alone do not bring it back (Kafka's rule) ...
     let response = h.send(1, &heartbeat_request("a", epoch, Some(&Partitions::new())));
+    assert!(response.assignment.is_none());
+    // ... a full request, as a client sends after an error, does.
+    let mut full = heartbeat_request("a", epoch, Some(&Partitions::new()));
+    full.rebalance_timeout_ms = 5_000;
+    full.subscribed_topic_names = Some(vec![TopicName(StrBytes::from_static_str("t"))]);
+    let response = h.send(1, &full);
     assert_eq!(assignment_of(&response).map(|a| a.len()), Some(2));
 }
 

@@ -10,7 +10,7 @@ use kafka_protocol::protocol::VersionRange;
 use kafka_protocol::ResponseError;
 use runnel_group::shard::Effects;
 
-use super::str_bytes;
+use super::{authorized_operations, str_bytes, GROUP_OPERATIONS};
 use crate::connection::RequestContext;
 use crate::groups::{now_ms, BrokerTopics};
 
@@ -73,6 +73,7 @@ pub(crate) fn describe(
     request: ConsumerGroupDescribeRequest,
 ) -> ConsumerGroupDescribeResponse {
     let topics = BrokerTopics(&ctx.broker);
+    let operations = authorized_operations(request.include_authorized_operations, GROUP_OPERATIONS);
     let groups = request
         .group_ids
         .into_iter()
@@ -81,7 +82,7 @@ pub(crate) fn describe(
                 DescribedGroup::default()
                     .with_group_id(group_id.clone())
                     .with_group_state(str_bytes("Dead"))
-                    .with_authorized_operations(i32::MIN)
+                    .with_authorized_operations(operations)
                     .with_error_code(code)
                     .with_error_message(message.map(str_bytes))
             };
@@ -99,7 +100,7 @@ pub(crate) fn describe(
             match described {
                 Ok(group) => group
                     .with_group_id(group_id.clone())
-                    .with_authorized_operations(i32::MIN),
+                    .with_authorized_operations(operations),
                 Err((code, message)) => failed(code, Some(message)),
             }
         })

@@ -5,7 +5,7 @@ use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeCluster
 use kafka_protocol::protocol::VersionRange;
 use kafka_protocol::ResponseError;
 
-use super::str_bytes;
+use super::{authorized_operations, str_bytes, CLUSTER_OPERATIONS};
 use crate::connection::RequestContext;
 
 pub(crate) const VERSIONS: VersionRange = VersionRange { min: 0, max: 1 };
@@ -21,7 +21,11 @@ pub(crate) fn handle(
     let response = DescribeClusterResponse::default()
         .with_cluster_id(str_bytes(broker.cluster_id.clone()))
         .with_controller_id(BrokerId(broker.node_id))
-        .with_endpoint_type(request.endpoint_type);
+        .with_endpoint_type(request.endpoint_type)
+        .with_cluster_authorized_operations(authorized_operations(
+            request.include_cluster_authorized_operations,
+            CLUSTER_OPERATIONS,
+        ));
     if ctx.api_version >= 1 && request.endpoint_type != ENDPOINT_BROKERS {
         return response
             .with_error_code(ResponseError::UnsupportedEndpointType.code())

@@ -11,7 +11,7 @@ use kafka_protocol::protocol::VersionRange;
 use kafka_protocol::ResponseError;
 use runnel_group::shard::{Described, Effects};
 
-use super::str_bytes;
+use super::{authorized_operations, str_bytes, GROUP_OPERATIONS};
 use crate::connection::RequestContext;
 
 pub(crate) const LIST_VERSIONS: VersionRange = VersionRange { min: 0, max: 5 };
@@ -55,13 +55,14 @@ pub(crate) fn describe(
     ctx: &RequestContext,
     request: DescribeGroupsRequest,
 ) -> DescribeGroupsResponse {
+    let operations = authorized_operations(request.include_authorized_operations, GROUP_OPERATIONS);
     let groups = request
         .groups
         .into_iter()
         .map(|group_id| {
             let described = DescribedGroup::default()
                 .with_group_id(group_id.clone())
-                .with_authorized_operations(i32::MIN);
+                .with_authorized_operations(operations);
             if group_id.is_empty() {
                 return described.with_error_code(ResponseError::InvalidGroupId.code());
             }

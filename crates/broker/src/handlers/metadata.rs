@@ -12,7 +12,7 @@ use kafka_protocol::ResponseError;
 use runnel_model::TopicName;
 use uuid::Uuid;
 
-use super::str_bytes;
+use super::{authorized_operations, str_bytes, CLUSTER_OPERATIONS, TOPIC_OPERATIONS};
 use crate::broker::{Broker, TopicError};
 use crate::connection::RequestContext;
 use crate::topics::Topic;
@@ -28,7 +28,7 @@ pub(crate) fn handle(ctx: &RequestContext, request: MetadataRequest) -> Metadata
         Some(topics) if topics.is_empty() && version == 0 => None,
         Some(topics) => Some(topics),
     };
-    let topics = match requested {
+    let topics: Vec<MetadataResponseTopic> = match requested {
         None => broker
             .topics
             .all()
@@ -52,7 +52,25 @@ pub(crate) fn handle(ctx: &RequestContext, request: MetadataRequest) -> Metadata
                 .collect()
         }
     };
+    let topic_operations = authorized_operations(
+        version >= 8 && request.include_topic_authorized_operations,
+        TOPIC_OPERATIONS,
+    );
+    let topics: Vec<MetadataResponseTopic> = topics
+        .into_iter()
+        .map(|t| {
+            if t.error_code == 0 {
+                t.with_topic_authorized_operations(topic_operations)
+            } else {
+                t
+            }
+        })
+        .collect();
     MetadataResponse::default()
+        .with_cluster_authorized_operations(authorized_operations(
+            (8..=10).contains(&version) && request.include_cluster_authorized_operations,
+            CLUSTER_OPERATIONS,
+        ))
         .with_brokers(vec![MetadataResponseBroker::default()
             .with_node_id(BrokerId(broker.node_id))
             .with_host(str_bytes(broker.advertised_host.clone()))

@@ -283,6 +283,53 @@ fn top_level_error_response(api_key: ApiKey, code: i16) -> Option<ResponseKind> 
     })
 }
 
+/// Kafka's ACL operation codes, as bits of an `authorized_operations` field.
+mod acl {
+    pub const READ: u8 = 3;
+    pub const WRITE: u8 = 4;
+    pub const CREATE: u8 = 5;
+    pub const DELETE: u8 = 6;
+    pub const ALTER: u8 = 7;
+    pub const DESCRIBE: u8 = 8;
+    pub const CLUSTER_ACTION: u8 = 9;
+    pub const DESCRIBE_CONFIGS: u8 = 10;
+    pub const ALTER_CONFIGS: u8 = 11;
+    pub const IDEMPOTENT_WRITE: u8 = 12;
+}
+
+/// Operations on a topic, a group and the cluster (Kafka's supported
+/// operations per resource type).
+pub(crate) const TOPIC_OPERATIONS: &[u8] = &[
+    acl::READ,
+    acl::WRITE,
+    acl::CREATE,
+    acl::DELETE,
+    acl::ALTER,
+    acl::DESCRIBE,
+    acl::DESCRIBE_CONFIGS,
+    acl::ALTER_CONFIGS,
+];
+pub(crate) const GROUP_OPERATIONS: &[u8] = &[acl::READ, acl::DELETE, acl::DESCRIBE];
+pub(crate) const CLUSTER_OPERATIONS: &[u8] = &[
+    acl::CREATE,
+    acl::ALTER,
+    acl::DESCRIBE,
+    acl::CLUSTER_ACTION,
+    acl::DESCRIBE_CONFIGS,
+    acl::ALTER_CONFIGS,
+    acl::IDEMPOTENT_WRITE,
+];
+
+/// An `authorized_operations` field: Kafka's "not asked" value when the
+/// client did not ask, else every operation of the resource — there is no
+/// authorizer, so everything is allowed.
+pub(crate) fn authorized_operations(requested: bool, operations: &[u8]) -> i32 {
+    if !requested {
+        return i32::MIN;
+    }
+    operations.iter().fold(0, |bits, op| bits | (1 << op))
+}
+
 /// Shorthand for a `StrBytes` from any string.
 pub(crate) fn str_bytes(s: impl Into<String>) -> kafka_protocol::protocol::StrBytes {
     kafka_protocol::protocol::StrBytes::from_string(s.into())
