@@ -86,9 +86,11 @@ row() {
     local broker=$1 label=$2 limit=$3
     shift 3
     echo "-- $broker: $label" >&2
-    local line
-    if line=$(timeout "$limit" "$LOADGEN" --bootstrap "127.0.0.1:$PORT" --label "$broker" "$@" \
-        | tee /dev/stderr | sed -n 's/^JSON //p'); [ -n "$line" ]; then
+    local output line
+    output=$(timeout "$limit" "$LOADGEN" --bootstrap "127.0.0.1:$PORT" --label "$broker" "$@") || true
+    printf '%s\n' "$output" | grep -v '^JSON ' >&2 || true
+    line=$(printf '%s\n' "$output" | sed -n 's/^JSON //p')
+    if [ -n "$line" ]; then
         python3 -c 'import json,sys; d=json.loads(sys.argv[1]); d["row"]=sys.argv[2]; print(json.dumps(d))' \
             "$line" "$label" >>"$OUT"
     else
