@@ -235,11 +235,10 @@ impl GroupCoordinator {
         call: impl FnOnce(&mut Shard) -> (T, Effects),
     ) -> Result<(T, Result<(), i16>), i16> {
         let shard = self.shard(broker, group_id)?;
-        let partition = self.partition_for(broker, group_id);
         let (value, effects, written) = {
             let mut shard = shard.lock();
             let (value, effects) = call(&mut shard);
-            let written = append_and_apply(broker, &mut shard, partition, &effects.writes);
+            let written = append_and_apply(broker, &mut shard, &effects.writes);
             (value, effects, written)
         };
         let written = match written {
@@ -256,13 +255,7 @@ impl GroupCoordinator {
     pub async fn tick(&self, broker: &Broker, expire: bool) {
         let now = now_ms();
         let topics = BrokerTopics(broker);
-        let shards: Vec<_> = self
-            .shards
-            .read()
-            .iter()
-            .map(|(p, s)| (*p, s.clone()))
-            .collect();
-        for (partition, shard) in shards {
+        for shard in self.all_shards() {
             let (effects, written) = {
                 let mut shard = shard.lock();
                 let mut effects = if shard.next_deadline().is_some_and(|d| d <= now) {
@@ -273,7 +266,7 @@ impl GroupCoordinator {
                 if expire {
                     effects.writes.extend(shard.expire_offsets(now));
                 }
-                let written = append_and_apply(broker, &mut shard, partition, &effects.writes);
+                let written = append_and_apply(broker, &mut shard, &effects.writes);
                 (effects, written)
             };
             if let Ok(Some((partition, last))) = written {
@@ -344,19 +337,19 @@ fn replay(shard: &mut Shard, partition: &Partition, now: Millis) -> Result<usize
     Ok(count)
 }
 
-/// Appends `writes` to the shard's partition as one batch and applies them
+/// Appends `writes` to the shard's own partition as one batch and applies them
 /// to the shard. Returns the partition and last offset when an fsync may be
 /// due, or the Kafka error code for a failed append.
 #[allow(clippy::type_complexity)]
 fn append_and_apply(
     broker: &Broker,
     shard: &mut Shard,
-    partition: i32,
     writes: &[Write],
 ) -> Result<Option<(Arc<Partition>, Offset)>, i16> {
     if writes.is_empty() {
         return Ok(None);
     }
+    let partition = shard.partition();
     let target = broker
         .topics
         .get(OFFSETS_TOPIC)
