@@ -1,10 +1,24 @@
-//! The `runnel` binary: parses arguments and calls into the library crates.
+//! The `runnel` binary: the broker (`runnel server`) and the tools that talk to one.
 
-use std::path::PathBuf;
+// While the client-side subcommands are being filled in, some shared helpers are unused.
+#![allow(dead_code)]
 
-use anyhow::Context;
-use clap::{Parser, Subcommand};
-use runnel_model::config::{BrokerConfig, ConfigSources};
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser, Subcommand};
+
+mod cluster;
+mod configs;
+mod consume;
+mod global;
+mod groups;
+mod output;
+mod perf;
+mod produce;
+mod server;
+mod topics;
+
+use global::Global;
 
 /// Survives decoders asked to reserve absurd capacities by a request; see
 /// `runnel_broker::ReservingAllocator`.
@@ -15,9 +29,12 @@ static ALLOCATOR: runnel_broker::ReservingAllocator = runnel_broker::ReservingAl
 #[command(
     name = "runnel",
     version,
-    about = "Runnel: a Kafka-compatible streaming platform"
+    about = "Runnel: a Kafka-compatible streaming platform",
+    propagate_version = true
 )]
 struct Cli {
+    #[command(flatten)]
+    global: Global,
     #[command(subcommand)]
     command: Command,
 }
@@ -26,110 +43,79 @@ struct Cli {
 enum Command {
     /// Runs a broker. With no arguments: a single node on 127.0.0.1:9092
     /// keeping its data in ./runnel-data.
-    Server(ServerArgs),
+    Server(server::ServerArgs),
+    /// Creates, lists, describes, alters and deletes topics.
+    #[command(subcommand)]
+    Topics(topics::Command),
+    /// Sends records read line by line from stdin or a file.
+    Produce(produce::Args),
+    /// Reads records and prints them.
+    Consume(consume::Args),
+    /// Lists, describes, resets and deletes consumer groups.
+    #[command(subcommand)]
+    Groups(groups::Command),
+    /// Describes and alters topic and broker configs.
+    #[command(subcommand)]
+    Configs(configs::Command),
+    /// Describes the cluster.
+    #[command(subcommand)]
+    Cluster(cluster::Command),
+    /// Measures produce or consume throughput and latency.
+    #[command(subcommand)]
+    Perf(perf::Command),
+    /// Prints a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
 }
 
-#[derive(Debug, clap::Args)]
-struct ServerArgs {
-    /// A TOML file of settings under Kafka's names (`"log.retention.ms" = 60000`).
-    #[arg(long)]
-    config: Option<PathBuf>,
-    /// Where partitions and metadata are kept (Kafka's `log.dirs`).
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
-    /// Kafka's `listeners`, e.g. PLAINTEXT://127.0.0.1:9092.
-    #[arg(long)]
-    listeners: Option<String>,
-    /// Kafka's `advertised.listeners`.
-    #[arg(long)]
-    advertised_listeners: Option<String>,
-    /// Kafka's `node.id`.
-    #[arg(long)]
-    node_id: Option<i32>,
-    /// Any setting by its Kafka name: `--override log.retention.ms=60000`.
-    /// Repeatable; wins over the file and the environment.
-    #[arg(long = "override", value_name = "KEY=VALUE")]
-    overrides: Vec<String>,
-}
-
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("RUNNEL_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            tracing_subscriber::EnvFilter::try_from_env("RUNNEL_LOG").unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new(match cli.command {
+                    Command::Server(_) => "info",
+                    _ => "warn",
+                })
+            }),
         )
         .with_writer(std::io::stderr)
         .init();
-    match cli.command {
-        Command::Server(args) => server(args),
+    let result = match cli.command {
+        Command::Server(args) => server::run(args),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "runnel", &mut std::io::stdout());
+            Ok(())
+        }
+        command => tool(cli.global, command),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("runnel: error: {error:#}");
+            ExitCode::FAILURE
+        }
     }
 }
 
-fn server(args: ServerArgs) -> anyhow::Result<()> {
-    let config = load_config(&args)?;
+/// Runs a client-side subcommand on a small runtime.
+fn tool(global: Global, command: Command) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
         .enable_all()
-        .thread_name("runnel")
         .build()?;
     runtime.block_on(async move {
-        let server = runnel_broker::Server::start(config).await?;
-        println!("runnel listening on {}", server.local_addr());
-        wait_for_signal().await?;
-        tracing::info!("shutting down");
-        server.shutdown().await
-    })
-}
-
-fn load_config(args: &ServerArgs) -> anyhow::Result<BrokerConfig> {
-    let file = match &args.config {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read config file {}", path.display()))?;
-            Some(
-                BrokerConfig::from_toml_str(&text)
-                    .with_context(|| format!("config file {}", path.display()))?,
-            )
+        match command {
+            Command::Topics(c) => topics::run(&global, c).await,
+            Command::Produce(a) => produce::run(&global, a).await,
+            Command::Consume(a) => consume::run(&global, a).await,
+            Command::Groups(c) => groups::run(&global, c).await,
+            Command::Configs(c) => configs::run(&global, c).await,
+            Command::Cluster(c) => cluster::run(&global, c).await,
+            Command::Perf(c) => perf::run(&global, c).await,
+            Command::Server(_) | Command::Completions { .. } => unreachable!("handled in main"),
         }
-        None => None,
-    };
-    let env = std::env::vars()
-        .filter(|(k, _)| k.starts_with("RUNNEL_"))
-        .collect();
-    let mut overrides = Vec::new();
-    if let Some(dir) = &args.data_dir {
-        overrides.push(("log.dirs".to_string(), dir.display().to_string()));
-    }
-    if let Some(listeners) = &args.listeners {
-        overrides.push(("listeners".to_string(), listeners.clone()));
-    }
-    if let Some(advertised) = &args.advertised_listeners {
-        overrides.push(("advertised.listeners".to_string(), advertised.clone()));
-    }
-    if let Some(node_id) = args.node_id {
-        overrides.push(("node.id".to_string(), node_id.to_string()));
-    }
-    for item in &args.overrides {
-        let (key, value) = item
-            .split_once('=')
-            .with_context(|| format!("--override {item}: expected KEY=VALUE"))?;
-        overrides.push((key.trim().to_string(), value.trim().to_string()));
-    }
-    BrokerConfig::load(ConfigSources {
-        file,
-        env,
-        overrides,
     })
-    .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))
-}
-
-async fn wait_for_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut terminate = signal(SignalKind::terminate())?;
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = terminate.recv() => {}
-        _ = interrupt.recv() => {}
-    }
-    Ok(())
 }

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use kafka_protocol::messages::{
-    BrokerId, FindCoordinatorRequest, MetadataRequest, MetadataResponse, TopicName,
-    metadata_request::MetadataRequestTopic,
+    metadata_request::MetadataRequestTopic, BrokerId, FindCoordinatorRequest, MetadataRequest,
+    MetadataResponse, TopicName,
 };
 use kafka_protocol::protocol::{Request, StrBytes};
 use parking_lot::Mutex;
@@ -102,7 +102,11 @@ impl Metadata {
             .collect();
         let mut topics = BTreeMap::new();
         for topic in &response.topics {
-            let name = topic.name.as_ref().map(|n| n.0.to_string()).unwrap_or_default();
+            let name = topic
+                .name
+                .as_ref()
+                .map(|n| n.0.to_string())
+                .unwrap_or_default();
             if topic.error_code != 0 {
                 errors.push((name, topic.error_code));
                 continue;
@@ -221,7 +225,13 @@ impl Cluster {
 
     async fn bootstrap(&self) -> Result<Arc<Connection>> {
         let _guard = self.connecting.lock().await;
-        if let Some(c) = self.state.lock().bootstrap.as_ref().filter(|c| !c.is_closed()) {
+        if let Some(c) = self
+            .state
+            .lock()
+            .bootstrap
+            .as_ref()
+            .filter(|c| !c.is_closed())
+        {
             return Ok(c.clone());
         }
         let mut last = String::new();
@@ -253,7 +263,13 @@ impl Cluster {
 
     /// The pooled connection to broker `id`, opened if needed.
     pub async fn broker(&self, id: i32) -> Result<Arc<Connection>> {
-        if let Some(c) = self.state.lock().brokers.get(&id).filter(|c| !c.is_closed()) {
+        if let Some(c) = self
+            .state
+            .lock()
+            .brokers
+            .get(&id)
+            .filter(|c| !c.is_closed())
+        {
             return Ok(c.clone());
         }
         let _guard = self.connecting.lock().await;
@@ -293,7 +309,11 @@ impl Cluster {
 
     /// Like [`Cluster::refresh_metadata`], letting the broker auto-create missing topics
     /// if it is configured to.
-    pub async fn fetch_metadata(&self, topics: &[String], auto_create: bool) -> Result<Vec<(String, i16)>> {
+    pub async fn fetch_metadata(
+        &self,
+        topics: &[String],
+        auto_create: bool,
+    ) -> Result<Vec<(String, i16)>> {
         let request = MetadataRequest::default()
             .with_topics(if topics.is_empty() {
                 None
@@ -330,7 +350,9 @@ impl Cluster {
         }
         // Connections to brokers that left the metadata, or moved, are dropped.
         let brokers = merged.brokers.clone();
-        state.brokers.retain(|id, c| brokers.get(id).is_some_and(|b| b.addr() == c.addr()));
+        state
+            .brokers
+            .retain(|id, c| brokers.get(id).is_some_and(|b| b.addr() == c.addr()));
         state.metadata = Arc::new(merged);
         state.fetched_at = Some(Instant::now());
         Ok(errors)
@@ -354,7 +376,11 @@ impl Cluster {
             if *code == 3 {
                 return Err(Error::UnknownTopic(name.to_owned()));
             }
-            return Err(Error::broker(*code, None, format!("metadata for topic {name}")));
+            return Err(Error::broker(
+                *code,
+                None,
+                format!("metadata for topic {name}"),
+            ));
         }
         self.metadata()
             .topics
@@ -387,8 +413,17 @@ impl Cluster {
 
     /// The coordinator for a group (or transactional id), looked up with FindCoordinator
     /// and cached until [`Cluster::forget_coordinator`].
-    pub async fn coordinator(&self, kind: CoordinatorKind, key: &str) -> Result<(i32, Arc<Connection>)> {
-        let cached = self.state.lock().coordinators.get(&(kind, key.to_owned())).copied();
+    pub async fn coordinator(
+        &self,
+        kind: CoordinatorKind,
+        key: &str,
+    ) -> Result<(i32, Arc<Connection>)> {
+        let cached = self
+            .state
+            .lock()
+            .coordinators
+            .get(&(kind, key.to_owned()))
+            .copied();
         if let Some(id) = cached {
             if let Ok(c) = self.broker(id).await {
                 return Ok((id, c));
@@ -408,7 +443,13 @@ impl Cluster {
         }
         let response = connection.send_version(&request, version).await?;
         let (node, host, port, code, message) = match response.coordinators.first() {
-            Some(c) if version >= 4 => (c.node_id, c.host.clone(), c.port, c.error_code, c.error_message.clone()),
+            Some(c) if version >= 4 => (
+                c.node_id,
+                c.host.clone(),
+                c.port,
+                c.error_code,
+                c.error_message.clone(),
+            ),
             _ => (
                 response.node_id,
                 response.host.clone(),
@@ -417,7 +458,9 @@ impl Cluster {
                 response.error_message.clone(),
             ),
         };
-        Error::check(code, message.as_deref(), || format!("FindCoordinator for {key}"))?;
+        Error::check(code, message.as_deref(), || {
+            format!("FindCoordinator for {key}")
+        })?;
         let BrokerId(id) = node;
         let known = self.metadata().brokers.contains_key(&id);
         if !known {
@@ -435,13 +478,19 @@ impl Cluster {
             );
             state.metadata = Arc::new(metadata);
         }
-        self.state.lock().coordinators.insert((kind, key.to_owned()), id);
+        self.state
+            .lock()
+            .coordinators
+            .insert((kind, key.to_owned()), id);
         Ok((id, self.broker(id).await?))
     }
 
     /// Forgets a cached coordinator (after NOT_COORDINATOR or a broken connection).
     pub fn forget_coordinator(&self, kind: CoordinatorKind, key: &str) {
-        self.state.lock().coordinators.remove(&(kind, key.to_owned()));
+        self.state
+            .lock()
+            .coordinators
+            .remove(&(kind, key.to_owned()));
     }
 
     /// Drops the pooled connection to broker `id` so the next call reconnects.

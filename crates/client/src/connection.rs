@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader};
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader,
+};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use parking_lot::Mutex;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -148,7 +150,9 @@ impl Connection {
 
     /// Sends a request the broker does not answer (Produce with acks=0).
     pub async fn send_oneway<R: Request>(&self, request: &R, version: i16) -> Result<()> {
-        self.write_request(request, version, false).await.map(|_| ())
+        self.write_request(request, version, false)
+            .await
+            .map(|_| ())
     }
 
     async fn write_request<R: Request>(
@@ -194,7 +198,9 @@ impl Connection {
         if answer.error_code == 35 {
             answer = self.send_version(&ApiVersionsRequest::default(), 0).await?;
         }
-        Error::check(answer.error_code, None, || format!("ApiVersions to {}", self.addr))?;
+        Error::check(answer.error_code, None, || {
+            format!("ApiVersions to {}", self.addr)
+        })?;
         Ok(answer
             .api_keys
             .iter()
@@ -210,7 +216,12 @@ pub(crate) fn api_name(key: i16) -> String {
         .unwrap_or_else(|_| format!("api {key}"))
 }
 
-fn encode_request<R: Request>(request: &R, version: i16, correlation: i32, client_id: &str) -> Result<BytesMut> {
+fn encode_request<R: Request>(
+    request: &R,
+    version: i16,
+    correlation: i32,
+    client_id: &str,
+) -> Result<BytesMut> {
     let header = RequestHeader::default()
         .with_request_api_key(R::KEY)
         .with_request_api_version(version)
@@ -218,7 +229,8 @@ fn encode_request<R: Request>(request: &R, version: i16, correlation: i32, clien
         .with_client_id(Some(StrBytes::from_string(client_id.to_owned())));
     let mut buf = BytesMut::with_capacity(128);
     buf.put_i32(0);
-    let encode_error = |e: String| Error::Protocol(format!("encoding {} v{version}: {e}", api_name(R::KEY)));
+    let encode_error =
+        |e: String| Error::Protocol(format!("encoding {} v{version}: {e}", api_name(R::KEY)));
     header
         .encode(&mut buf, R::header_version(version))
         .map_err(|e| encode_error(e.to_string()))?;

@@ -44,8 +44,14 @@ impl TestBroker {
         let dir = tempfile::tempdir().unwrap();
         let mut overrides = vec![
             ("log.dirs".to_string(), dir.path().display().to_string()),
-            ("listeners".to_string(), "PLAINTEXT://127.0.0.1:0".to_string()),
-            ("group.initial.rebalance.delay.ms".to_string(), "0".to_string()),
+            (
+                "listeners".to_string(),
+                "PLAINTEXT://127.0.0.1:0".to_string(),
+            ),
+            (
+                "group.initial.rebalance.delay.ms".to_string(),
+                "0".to_string(),
+            ),
             ("offsets.topic.num.partitions".to_string(), "3".to_string()),
         ];
         overrides.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
@@ -75,7 +81,13 @@ impl TestBroker {
         let log = std::fs::File::create(dir.path().join("tansu.log")).unwrap();
         let child = Command::new(bin)
             .current_dir(dir.path())
-            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
             .args(["--storage-engine", "memory://tansu/"])
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -85,7 +97,10 @@ impl TestBroker {
         let bootstrap = format!("127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(20);
         while tokio::net::TcpStream::connect(&bootstrap).await.is_err() {
-            assert!(Instant::now() < deadline, "tansu did not listen on {bootstrap}");
+            assert!(
+                Instant::now() < deadline,
+                "tansu did not listen on {bootstrap}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         TestBroker {
@@ -124,7 +139,11 @@ impl Drop for TestBroker {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A topic name unique within the test process.
