@@ -15,13 +15,18 @@
 //! # }
 //! ```
 
+pub mod admin;
 pub mod cluster;
 pub mod config;
 pub mod connection;
+pub mod consumer;
 pub mod error;
+pub mod producer;
+pub mod types;
 
 pub use cluster::{BrokerInfo, Cluster, CoordinatorKind, Metadata, PartitionInfo, TopicInfo};
 pub use config::ClientConfig;
 pub use connection::Connection;
 pub use error::{Error, Result};
 pub use kafka_protocol::error::ResponseError;
+pub use types::{Header, TopicPartition};

@@ -1,0 +1,3 @@
+//! The consumer (being written).
+
+pub mod member;
