@@ -435,15 +435,7 @@ impl Log {
             if first_len > max_bytes && !min_one_batch {
                 return Ok(Self::slice(segment, position, 0));
             }
-            let mut end = position + first_len;
-            while end < segment.size() {
-                let next = segment.read_header(end)?;
-                let next_end = end + next.total_len() as u64;
-                if next_end - position > max_bytes || next_end > segment.size() {
-                    break;
-                }
-                end = next_end;
-            }
+            let end = segment.batches_end(position, first_len, max_bytes)?;
             return Ok(Self::slice(segment, position, end - position));
         }
         Ok(Self::slice(self.active(), self.active().size(), 0))

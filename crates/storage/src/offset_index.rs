@@ -126,6 +126,14 @@ impl OffsetIndex {
         }
     }
 
+    /// The largest indexed position that is at most `position`, if any.
+    /// Every indexed position is the start of a batch, so the bytes from an
+    /// earlier batch start up to it are whole batches.
+    pub(crate) fn floor_position(&self, position: u32) -> Option<u32> {
+        let n = self.entries.partition_point(|&(_, p)| p <= position);
+        n.checked_sub(1).map(|last| self.entries[last].1)
+    }
+
     /// The last entry, if any.
     pub(crate) fn last(&self) -> Option<(u32, u32)> {
         self.entries.last().copied()
@@ -165,6 +173,21 @@ mod tests {
         let (reopened, sane) = OffsetIndex::open(&path, 1000, StdIo::shared()).unwrap();
         assert!(sane);
         assert_eq!(reopened.lookup(25), 200);
+    }
+
+    #[test]
+    fn floor_position_finds_the_last_entry_at_or_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("0.index");
+        let (mut index, _) = OffsetIndex::open(&path, 0, StdIo::shared()).unwrap();
+        assert_eq!(index.floor_position(u32::MAX), None);
+        index.append(10, 100).unwrap();
+        index.append(20, 200).unwrap();
+        assert_eq!(index.floor_position(99), None);
+        assert_eq!(index.floor_position(100), Some(100));
+        assert_eq!(index.floor_position(199), Some(100));
+        assert_eq!(index.floor_position(200), Some(200));
+        assert_eq!(index.floor_position(u32::MAX), Some(200));
     }
 
     #[test]

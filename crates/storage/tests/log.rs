@@ -115,6 +115,53 @@ fn read_respects_max_bytes_and_min_one_batch() {
     ));
 }
 
+/// The range a read returns ends at the last whole batch within
+/// `max_bytes`, for every start and limit, whether the end is found from
+/// the sparse index or by walking headers (index entries every ~100 bytes,
+/// batches of mixed sizes).
+#[test]
+fn read_ends_at_the_last_whole_batch_within_max_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        index_interval_bytes: 100,
+        ..LogConfig::default()
+    };
+    let mut log = open(dir.path(), config, false);
+    let mut batches = Vec::new(); // (base offset, position, length)
+    let mut position = 0u64;
+    for i in 0..60usize {
+        let bytes = batch(1 + i % 3, 1, 10 + (i * 37) % 150);
+        let len = bytes.len() as u64;
+        let (base, _) = append(&mut log, bytes, 1);
+        batches.push((base, position, len));
+        position += len;
+    }
+    for (first, &(base, start, first_len)) in batches.iter().enumerate() {
+        for max_bytes in (0..=position - start + 10).step_by(7) {
+            let mut expected = first_len;
+            for &(_, at, len) in &batches[first + 1..] {
+                if at + len - start > max_bytes {
+                    break;
+                }
+                expected = at + len - start;
+            }
+            let max = u32::try_from(max_bytes).unwrap();
+            let slice = log.read(Offset(base), max, true).unwrap();
+            assert_eq!(
+                (slice.position, slice.len),
+                (start, expected),
+                "offset {base}, max {max}"
+            );
+            let without = log.read(Offset(base), max, false).unwrap().len;
+            let expected_without = if first_len > max_bytes { 0 } else { expected };
+            assert_eq!(
+                without, expected_without,
+                "offset {base}, max {max}, no min one batch"
+            );
+        }
+    }
+}
+
 #[test]
 fn rolls_by_time_and_by_full_index() {
     let dir = tempfile::tempdir().unwrap();
