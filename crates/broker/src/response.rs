@@ -2,6 +2,7 @@
 //! socket: encoded frames by `write_all`, fetched log bytes by `sendfile`
 //! straight from the page cache.
 
+use std::io::IoSlice;
 use std::os::fd::AsFd;
 
 use bytes::{Bytes, BytesMut};
@@ -42,16 +43,55 @@ pub(crate) enum Response {
     Close(String),
 }
 
-/// Writes `chunks` to `stream`, using sendfile for file ranges.
+/// Writes `chunks` to `stream`: the in-memory pieces between two file
+/// ranges in one `writev`, the file ranges by sendfile.
+///
+/// A response holding file ranges is written corked (`TCP_CORK`): the
+/// connection runs with `TCP_NODELAY`, so otherwise the frame header, each
+/// partition's fields and the few trailing bytes would each leave as a
+/// packet of their own, and the client would wake for each. Uncorking at
+/// the end sends what is left at once, so no latency is added. If the
+/// write fails or times out the connection is closed, corked or not.
 pub(crate) async fn write_chunks(
     stream: &mut TcpStream,
     chunks: Vec<Chunk>,
 ) -> std::io::Result<()> {
+    let cork = chunks.len() > 1 && chunks.iter().any(|c| matches!(c, Chunk::File(_)));
+    if cork {
+        rustix::net::sockopt::set_tcp_cork(&*stream, true)?;
+    }
+    let mut pending: Vec<Bytes> = Vec::new();
     for chunk in chunks {
         match chunk {
-            Chunk::Bytes(bytes) => stream.write_all(&bytes).await?,
-            Chunk::File(slice) => send_file(stream, &slice).await?,
+            Chunk::Bytes(bytes) => pending.push(bytes),
+            Chunk::File(slice) => {
+                write_all_vectored(stream, &pending).await?;
+                pending.clear();
+                send_file(stream, &slice).await?;
+            }
         }
+    }
+    write_all_vectored(stream, &pending).await?;
+    if cork {
+        rustix::net::sockopt::set_tcp_cork(&*stream, false)?;
+    }
+    Ok(())
+}
+
+/// Writes every byte of `pieces`, in order, with as few `writev` calls as
+/// the socket allows.
+async fn write_all_vectored(stream: &mut TcpStream, pieces: &[Bytes]) -> std::io::Result<()> {
+    if let [one] = pieces {
+        return stream.write_all(one).await;
+    }
+    let mut slices: Vec<IoSlice<'_>> = pieces.iter().map(|piece| IoSlice::new(piece)).collect();
+    let mut remaining = &mut slices[..];
+    while !remaining.is_empty() {
+        let written = stream.write_vectored(remaining).await?;
+        if written == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        IoSlice::advance_slices(&mut remaining, written);
     }
     Ok(())
 }
