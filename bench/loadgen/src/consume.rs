@@ -20,7 +20,30 @@ pub struct ConsumeOptions {
     /// Give up after this many seconds, reporting what was read.
     #[arg(long, default_value_t = 20.0)]
     timeout_secs: f64,
+    /// Extra librdkafka consumer property, `KEY=VALUE` (repeatable). Every
+    /// one is copied into the report, so a row says what it ran with.
+    #[arg(long = "consumer-config", value_parser = parse_property)]
+    consumer_config: Vec<(String, String)>,
 }
+
+fn parse_property(text: &str) -> Result<(String, String), String> {
+    let (key, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("expected KEY=VALUE, got {text:?}"))?;
+    Ok((key.to_string(), value.to_string()))
+}
+
+/// A gap of at least this long between two clock checks counts as a stall:
+/// the client's queue ran dry (librdkafka backs a partition's fetching off
+/// for `fetch.queue.backoff.ms`, 1 s by default, whenever its queue is
+/// above `queued.min.messages` / `queued.max.messages.kbytes`).
+const STALL: Duration = Duration::from_millis(100);
+
+/// The clock is read once per this many messages (and on every empty poll),
+/// not per message: at over a million messages a second, reading it per
+/// message is a measurable share of the client's CPU, which the broker
+/// under test shares.
+const CLOCK_EVERY: u64 = 256;
 
 /// A consumer with a manual assignment and no offset commits: the benchmark
 /// must not depend on consumer groups, which not every broker has.
@@ -29,15 +52,19 @@ pub fn assigned_consumer(
     topic: &str,
     partitions: i32,
     fetch_wait_max_ms: u64,
+    extra: &[(String, String)],
 ) -> anyhow::Result<BaseConsumer> {
-    let consumer: BaseConsumer = ClientConfig::new()
+    let mut config = ClientConfig::new();
+    config
         .set("bootstrap.servers", bootstrap)
         .set("group.id", "runnel-bench-unused")
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
-        .set("fetch.wait.max.ms", fetch_wait_max_ms.to_string())
-        .create()
-        .context("creating the consumer")?;
+        .set("fetch.wait.max.ms", fetch_wait_max_ms.to_string());
+    for (key, value) in extra {
+        config.set(key, value);
+    }
+    let consumer: BaseConsumer = config.create().context("creating the consumer")?;
     let mut assignment = TopicPartitionList::new();
     for partition in 0..partitions {
         assignment.add_partition_offset(topic, partition, Offset::Beginning)?;
@@ -62,24 +89,76 @@ fn topic_extent(consumer: &BaseConsumer, topic: &str) -> anyhow::Result<(i32, u6
     Ok((partitions, total))
 }
 
+/// Counts stalls: runs of consecutive clock checks each at least [`STALL`]
+/// after the one before.
+#[derive(Debug)]
+struct StallClock {
+    start: Instant,
+    last_check: Instant,
+    in_stall: bool,
+    stalls: u64,
+    stalled: Duration,
+}
+
+impl StallClock {
+    fn new(start: Instant) -> StallClock {
+        StallClock {
+            start,
+            last_check: start,
+            in_stall: false,
+            stalls: 0,
+            stalled: Duration::ZERO,
+        }
+    }
+
+    /// Reads the clock; `records` so far (waiting for the first one is not
+    /// a stall). Returns the time since the start.
+    fn check(&mut self, records: u64) -> Duration {
+        let now = Instant::now();
+        let gap = now - self.last_check;
+        let stalled = gap >= STALL && records > 0;
+        if stalled {
+            self.stalls += u64::from(!self.in_stall);
+            self.stalled += gap;
+        }
+        self.in_stall = stalled;
+        self.last_check = now;
+        now - self.start
+    }
+}
+
 pub fn run(bootstrap: &str, options: &ConsumeOptions) -> anyhow::Result<Report> {
     let probe: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .create()?;
     let (partitions, expected) = topic_extent(&probe, &options.topic)?;
     drop(probe);
-    let consumer = assigned_consumer(bootstrap, &options.topic, partitions, 500)?;
+    let consumer = assigned_consumer(
+        bootstrap,
+        &options.topic,
+        partitions,
+        500,
+        &options.consumer_config,
+    )?;
     let timeout = Duration::from_secs_f64(options.timeout_secs);
     let start = Instant::now();
     let (mut records, mut bytes) = (0u64, 0u64);
-    while records < expected && start.elapsed() < timeout {
+    let mut clock = StallClock::new(start);
+    while records < expected {
         match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(message)) => {
                 records += 1;
                 bytes += message.payload_len() as u64;
+                if records % CLOCK_EVERY == 0 && clock.check(records) >= timeout {
+                    break;
+                }
             }
             Some(Err(error)) => return Err(error).context("consuming"),
-            None => {}
+            None => {
+                if clock.check(records) >= timeout {
+                    break;
+                }
+            }
         }
     }
     let seconds = start.elapsed().as_secs_f64();
@@ -87,6 +166,14 @@ pub fn run(bootstrap: &str, options: &ConsumeOptions) -> anyhow::Result<Report> 
     report.set("topic", options.topic.clone());
     report.set("partitions", partitions);
     report.set("expected", expected);
+    for (key, value) in &options.consumer_config {
+        report.set(key, value.clone());
+    }
+    report.set("stalls", clock.stalls);
+    report.set(
+        "stalled_secs",
+        (clock.stalled.as_secs_f64() * 1e3).round() / 1e3,
+    );
     report.set_rates(records, bytes, seconds);
     Ok(report)
 }

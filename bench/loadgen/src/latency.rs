@@ -43,6 +43,7 @@ pub fn run(bootstrap: &str, options: &LatencyOptions) -> anyhow::Result<Report> 
         &settings.topic,
         settings.partitions,
         options.fetch_wait_max_ms,
+        &[],
     )?;
     let warmup_records = (options.rate as f64 * options.warmup_secs) as u64;
     let total = warmup_records + (options.rate as f64 * options.duration_secs) as u64;
