@@ -1,0 +1,369 @@
+//! Per-partition queues of record batches waiting to be sent, and the
+//! idempotent producer's sequence bookkeeping. Sans-io: time is passed in.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use runnel_protocol::batch::RecordSpec;
+
+use super::partitioner::{partition_for_key, StickyPartitions};
+use super::record::Completion;
+use crate::cluster::TopicInfo;
+use crate::types::TopicPartition;
+
+/// Bytes of a v2 batch header.
+pub(crate) const BATCH_OVERHEAD: usize = 61;
+
+/// Records bound for one partition, sent together.
+#[derive(Debug)]
+pub(crate) struct Batch {
+    /// Creation order across all partitions (retries are re-queued by it).
+    pub id: u64,
+    pub tp: TopicPartition,
+    pub records: Vec<RecordSpec>,
+    pub completions: Vec<Completion>,
+    /// Estimated encoded size (header plus records, uncompressed).
+    pub size: usize,
+    /// Bytes of `buffer.memory` held until the batch completes.
+    pub reserved: usize,
+    pub created: Instant,
+    /// Times sent so far.
+    pub attempts: u32,
+    /// Not to be sent again before this (`retry.backoff.ms`).
+    pub retry_at: Option<Instant>,
+    /// No more records fit.
+    pub full: bool,
+    /// Base sequence (idempotent producer), assigned when first drained.
+    pub sequence: Option<i32>,
+    /// The encoded batch and the sequence it was encoded with.
+    pub encoded: Option<(Option<i32>, Bytes)>,
+}
+
+impl Batch {
+    pub(crate) fn count(&self) -> i32 {
+        self.records.len() as i32
+    }
+}
+
+/// Kafka's sequence arithmetic: sequences wrap from `i32::MAX` to 0.
+pub(crate) fn sequence_add(sequence: i32, n: i32) -> i32 {
+    ((i64::from(sequence) + i64::from(n)).rem_euclid(i64::from(i32::MAX) + 1)) as i32
+}
+
+#[derive(Debug)]
+struct PartitionQueue {
+    batches: VecDeque<Batch>,
+    /// Next base sequence to assign.
+    next_sequence: i32,
+    /// Last sequence the broker acknowledged (-1: none).
+    last_acked: i32,
+    /// Base sequences of this partition's batches in flight, by batch id.
+    in_flight: HashMap<u64, i32>,
+}
+
+impl Default for PartitionQueue {
+    fn default() -> Self {
+        PartitionQueue {
+            batches: VecDeque::new(),
+            next_sequence: 0,
+            last_acked: -1,
+            in_flight: HashMap::new(),
+        }
+    }
+}
+
+impl PartitionQueue {
+    /// Whether a record of `size` bytes starts a new batch.
+    fn needs_new_batch(&self, size: usize, batch_size: usize) -> bool {
+        match self.batches.back() {
+            Some(last) => {
+                last.full
+                    || last.attempts > 0
+                    || last.sequence.is_some()
+                    || last.size + size > batch_size
+            }
+            None => true,
+        }
+    }
+}
+
+/// A new record, placed by [`Accumulator::append`].
+#[derive(Debug)]
+pub(crate) struct Append {
+    pub topic: String,
+    pub partition: Option<i32>,
+    pub key: Option<Bytes>,
+    pub spec: RecordSpec,
+    pub size: usize,
+    pub completion: Completion,
+}
+
+/// What an append changed, so the sender is woken only when it matters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Appended {
+    pub partition: i32,
+    /// A batch was started (a new linger deadline).
+    pub new_batch: bool,
+    /// A batch is full (ready now).
+    pub full: bool,
+}
+
+/// Every partition's queue.
+#[derive(Debug, Default)]
+pub(crate) struct Accumulator {
+    queues: HashMap<TopicPartition, PartitionQueue>,
+    sticky: StickyPartitions,
+    next_id: u64,
+    /// Records sent and not yet completed.
+    pub incomplete: usize,
+    /// Callers inside `flush`: every batch is ready.
+    pub flushing: usize,
+    /// `close` was called: every batch is ready, no new records.
+    pub closing: bool,
+}
+
+impl Accumulator {
+    /// Adds a record to its partition's last batch, or a new batch.
+    pub(crate) fn append(
+        &mut self,
+        record: Append,
+        topic: &TopicInfo,
+        ignore_keys: bool,
+        batch_size: usize,
+        now: Instant,
+    ) -> Appended {
+        let partitions = topic.partitions.len() as i32;
+        let partition = match (record.partition, &record.key) {
+            (Some(p), _) => p,
+            (None, Some(key)) if !ignore_keys => partition_for_key(key, partitions),
+            _ => self.sticky_partition(topic, record.size, batch_size),
+        };
+        let tp = TopicPartition::new(record.topic, partition);
+        let queue = self.queues.entry(tp.clone()).or_default();
+        let new_batch = queue.needs_new_batch(record.size, batch_size);
+        if new_batch {
+            let id = self.next_id;
+            self.next_id += 1;
+            queue.batches.push_back(Batch {
+                id,
+                tp,
+                records: Vec::new(),
+                completions: Vec::new(),
+                size: BATCH_OVERHEAD,
+                reserved: 0,
+                created: now,
+                attempts: 0,
+                retry_at: None,
+                full: false,
+                sequence: None,
+                encoded: None,
+            });
+        }
+        let Some(batch) = queue.batches.back_mut() else {
+            unreachable!("a batch was just ensured");
+        };
+        batch.records.push(record.spec);
+        batch.completions.push(record.completion);
+        batch.size += record.size;
+        batch.reserved += record.size;
+        batch.full = batch.size >= batch_size;
+        self.incomplete += 1;
+        Appended {
+            partition,
+            new_batch,
+            full: batch.full,
+        }
+    }
+
+    fn sticky_partition(&mut self, topic: &TopicInfo, size: usize, batch_size: usize) -> i32 {
+        let partitions = topic.partitions.len() as i32;
+        let available: Vec<i32> = topic
+            .partitions
+            .iter()
+            .filter(|p| p.leader >= 0)
+            .map(|p| p.partition)
+            .collect();
+        let (mut partition, used) = self.sticky.current(&topic.name, partitions, &available);
+        let tp = TopicPartition::new(topic.name.clone(), partition);
+        let needs_new = self
+            .queues
+            .get(&tp)
+            .is_none_or(|q| q.needs_new_batch(size, batch_size));
+        if needs_new && used {
+            partition = self
+                .sticky
+                .next(&topic.name, partition, partitions, &available);
+        }
+        if needs_new {
+            self.sticky.mark_used(&topic.name);
+        }
+        partition
+    }
+
+    /// Partitions whose first batch may be sent now, and the earliest time another
+    /// one will be (a linger or backoff deadline). `force` makes lingering batches
+    /// ready (flush, close, or `send` waiting for memory).
+    pub(crate) fn ready(
+        &self,
+        now: Instant,
+        linger: Duration,
+        force: bool,
+    ) -> (Vec<TopicPartition>, Option<Instant>) {
+        let force = force || self.flushing > 0 || self.closing;
+        let mut ready = Vec::new();
+        let mut next: Option<Instant> = None;
+        for (tp, queue) in &self.queues {
+            let Some(front) = queue.batches.front() else {
+                continue;
+            };
+            let at = match front.retry_at {
+                Some(at) if front.attempts > 0 => at,
+                _ if front.full || queue.batches.len() > 1 || force => now,
+                _ => front.created + linger,
+            };
+            if at <= now {
+                ready.push(tp.clone());
+            } else {
+                next = Some(next.map_or(at, |n| n.min(at)));
+            }
+        }
+        // Oldest batches first, so one busy partition does not starve the others.
+        ready.sort_by_key(|tp| self.queues[tp].batches.front().map_or(0, |b| b.id));
+        (ready, next)
+    }
+
+    /// The size of the first batch of `tp`.
+    pub(crate) fn front_size(&self, tp: &TopicPartition) -> Option<usize> {
+        self.queues.get(tp)?.batches.front().map(|b| b.size)
+    }
+
+    /// Takes the first batch of `tp` to send it, assigning its sequence if the
+    /// producer is idempotent.
+    pub(crate) fn drain(&mut self, tp: &TopicPartition, idempotent: bool) -> Option<Batch> {
+        let queue = self.queues.get_mut(tp)?;
+        let mut batch = queue.batches.pop_front()?;
+        if idempotent {
+            let sequence = *batch.sequence.get_or_insert_with(|| {
+                let base = queue.next_sequence;
+                queue.next_sequence = sequence_add(base, batch.records.len() as i32);
+                base
+            });
+            queue.in_flight.insert(batch.id, sequence);
+        }
+        batch.attempts += 1;
+        Some(batch)
+    }
+
+    /// Puts a batch that failed with a retriable error back in front of its
+    /// partition's queue, in creation order among the other retries.
+    pub(crate) fn requeue(&mut self, mut batch: Batch, retry_at: Instant) {
+        let queue = self.queues.entry(batch.tp.clone()).or_default();
+        if let Some(sequence) = queue.in_flight.remove(&batch.id) {
+            // The sequence may have moved down while the batch was in flight
+            // (see `fail_unwritten`).
+            batch.sequence = Some(sequence);
+        }
+        batch.retry_at = Some(retry_at);
+        let at = queue
+            .batches
+            .iter()
+            .position(|b| b.attempts == 0 || b.id > batch.id)
+            .unwrap_or(queue.batches.len());
+        queue.batches.insert(at, batch);
+    }
+
+    /// The broker acknowledged `batch`.
+    pub(crate) fn acknowledged(&mut self, batch: &Batch) {
+        if let Some(queue) = self.queues.get_mut(&batch.tp) {
+            if let Some(sequence) = queue.in_flight.remove(&batch.id) {
+                queue.last_acked = sequence_add(sequence, batch.count() - 1);
+            }
+        }
+        self.incomplete -= batch.records.len();
+    }
+
+    /// Whether `sequence` is the one the broker expects next on `tp`: an
+    /// OUT_OF_ORDER_SEQUENCE for any other means an earlier batch is being retried.
+    pub(crate) fn is_next_sequence(&self, tp: &TopicPartition, sequence: i32) -> bool {
+        self.queues
+            .get(tp)
+            .is_some_and(|q| sequence_add(q.last_acked, 1) == sequence)
+    }
+
+    /// `batch` failed for good and may have been written (delivery timeout):
+    /// its sequences are not reused.
+    pub(crate) fn failed(&mut self, batch: &Batch) {
+        if let Some(queue) = self.queues.get_mut(&batch.tp) {
+            queue.in_flight.remove(&batch.id);
+        }
+        self.incomplete -= batch.records.len();
+    }
+
+    /// `batch` failed for good and the broker did not write it (e.g.
+    /// RECORD_TOO_LARGE): the later batches of its partition move down by its
+    /// record count, so the broker sees no gap (what the Java client's
+    /// `adjustSequencesDueToFailedBatch` does).
+    pub(crate) fn failed_unwritten(&mut self, batch: &Batch) {
+        self.failed(batch);
+        let (Some(queue), Some(failed)) = (self.queues.get_mut(&batch.tp), batch.sequence) else {
+            return;
+        };
+        let count = batch.count();
+        // "Later" in the wrapping sequence space: less than half the space ahead.
+        let after = |s: i32| {
+            let ahead = (i64::from(s) - i64::from(failed)).rem_euclid(i64::from(i32::MAX) + 1);
+            ahead > 0 && ahead < 1 << 30
+        };
+        queue.next_sequence = sequence_add(queue.next_sequence, -count);
+        for sequence in queue.in_flight.values_mut() {
+            if after(*sequence) {
+                *sequence = sequence_add(*sequence, -count);
+            }
+        }
+        for b in &mut queue.batches {
+            if let Some(s) = b.sequence.filter(|s| after(*s)) {
+                b.sequence = Some(sequence_add(s, -count));
+            }
+        }
+    }
+
+    /// Removes queued (not in-flight) batches older than `delivery.timeout.ms`.
+    pub(crate) fn expire(&mut self, now: Instant, delivery_timeout: Duration) -> Vec<Batch> {
+        let mut expired = Vec::new();
+        for queue in self.queues.values_mut() {
+            while queue
+                .batches
+                .front()
+                .is_some_and(|b| now.duration_since(b.created) >= delivery_timeout)
+            {
+                if let Some(b) = queue.batches.pop_front() {
+                    expired.push(b);
+                }
+            }
+        }
+        expired
+    }
+
+    /// Whether no batch is queued or in flight.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.incomplete == 0
+    }
+
+    /// Topics with queued batches (for metadata refreshes).
+    pub(crate) fn topics(&self) -> Vec<String> {
+        let mut topics: Vec<String> = self
+            .queues
+            .iter()
+            .filter(|(_, q)| !q.batches.is_empty() || !q.in_flight.is_empty())
+            .map(|(tp, _)| tp.topic.clone())
+            .collect();
+        topics.sort();
+        topics.dedup();
+        topics
+    }
+}
+
+#[cfg(test)]
+#[path = "accumulator_tests.rs"]
+mod tests;
