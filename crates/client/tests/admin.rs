@@ -367,3 +367,111 @@ async fn describe_cluster_names_the_broker_and_controller() {
         broker.stop().await;
     }
 }
+
+/// Joins `group` as the only member of a classic consumer group consuming
+/// `topic`-0 (raw JoinGroup and SyncGroup); returns the member id.
+async fn join_as_only_member(admin: &Admin, group: &str, topic: &str) -> String {
+    use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+    use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
+    use kafka_protocol::messages::{
+        consumer_protocol_assignment, ConsumerProtocolAssignment, ConsumerProtocolSubscription,
+        GroupId, JoinGroupRequest, SyncGroupRequest,
+    };
+    use kafka_protocol::protocol::Encodable;
+
+    let encode = |version: i16, message: &dyn Fn(&mut bytes::BytesMut)| {
+        let mut buf = bytes::BytesMut::new();
+        bytes::BufMut::put_i16(&mut buf, version);
+        message(&mut buf);
+        buf.freeze()
+    };
+    let subscription = encode(0, &|buf| {
+        ConsumerProtocolSubscription::default()
+            .with_topics(vec![StrBytes::from_string(topic.to_owned())])
+            .encode(buf, 0)
+            .unwrap()
+    });
+    let (_, coordinator) = admin
+        .cluster()
+        .coordinator(runnel_client::CoordinatorKind::Group, group)
+        .await
+        .unwrap();
+    let mut join = JoinGroupRequest::default()
+        .with_group_id(GroupId(StrBytes::from_string(group.to_owned())))
+        .with_session_timeout_ms(30_000)
+        .with_rebalance_timeout_ms(30_000)
+        .with_protocol_type(StrBytes::from_static_str("consumer"))
+        .with_protocols(vec![JoinGroupRequestProtocol::default()
+            .with_name(StrBytes::from_static_str("range"))
+            .with_metadata(subscription)]);
+    let mut joined = coordinator.send(&join).await.unwrap();
+    if joined.error_code == ResponseError::MemberIdRequired.code() {
+        join.member_id = joined.member_id.clone();
+        joined = coordinator.send(&join).await.unwrap();
+    }
+    assert_eq!(joined.error_code, 0, "{joined:?}");
+    let assignment = encode(0, &|buf| {
+        ConsumerProtocolAssignment::default()
+            .with_assigned_partitions(vec![consumer_protocol_assignment::TopicPartition::default(
+            )
+            .with_topic(TopicName(StrBytes::from_string(topic.to_owned())))
+            .with_partitions(vec![0])])
+            .encode(buf, 0)
+            .unwrap()
+    });
+    let sync = SyncGroupRequest::default()
+        .with_group_id(GroupId(StrBytes::from_string(group.to_owned())))
+        .with_generation_id(joined.generation_id)
+        .with_member_id(joined.member_id.clone())
+        .with_protocol_type(Some(StrBytes::from_static_str("consumer")))
+        .with_protocol_name(joined.protocol_name.clone())
+        .with_assignments(vec![SyncGroupRequestAssignment::default()
+            .with_member_id(joined.member_id.clone())
+            .with_assignment(assignment)]);
+    let synced = coordinator.send(&sync).await.unwrap();
+    assert_eq!(synced.error_code, 0, "{synced:?}");
+    joined.member_id.to_string()
+}
+
+/// Runnel only: Tansu holds the first JoinGroup for 15 s, and describes members
+/// without the protocol, client id or assignment.
+#[tokio::test]
+async fn a_group_with_members_is_described_and_refuses_admin_changes() {
+    let broker = TestBroker::start(Kind::Runnel, &[]).await;
+    let admin = admin(&broker).await;
+    let topic = unique("consumed");
+    let group = unique("active-group");
+    admin
+        .create_topics(vec![NewTopic::new(&topic, 1)], false)
+        .await
+        .unwrap();
+    let member = join_as_only_member(&admin, &group, &topic).await;
+    let tp0 = TopicPartition::new(&topic, 0);
+
+    let described = admin.describe_groups(&[&group]).await.unwrap();
+    let description = described[&group].as_ref().unwrap();
+    assert_eq!(description.state, "Stable", "{description:?}");
+    assert_eq!(description.protocol_type, "consumer");
+    assert_eq!(description.assignor, "range");
+    assert_eq!(description.members.len(), 1);
+    assert_eq!(description.members[0].member_id, member);
+    assert_eq!(description.members[0].assignment, vec![tp0.clone()]);
+
+    let altered = admin
+        .alter_group_offsets(&group, &BTreeMap::from([(tp0.clone(), 0)]))
+        .await
+        .unwrap();
+    // Java's alterConsumerGroupOffsets gets the same answer from Kafka.
+    assert_eq!(
+        code(&altered[&tp0]),
+        Some(ResponseError::UnknownMemberId),
+        "{altered:?}"
+    );
+    let deleted = admin.delete_groups(&[&group]).await.unwrap();
+    assert_eq!(
+        code(&deleted[&group]),
+        Some(ResponseError::NonEmptyGroup),
+        "{deleted:?}"
+    );
+    broker.stop().await;
+}
