@@ -144,6 +144,121 @@ impl Admin {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use crate::{ClientConfig, Cluster};
+
+    /// An admin over a Runnel broker started in-process (retries refresh metadata
+    /// from it); the broker lives as long as the returned guard.
+    async fn admin(timeout: Duration) -> (Admin, runnel_broker::RunningServer, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let config =
+            runnel_model::config::BrokerConfig::load(runnel_model::config::ConfigSources {
+                file: None,
+                env: Vec::new(),
+                overrides: vec![
+                    ("log.dirs".into(), dir.path().display().to_string()),
+                    ("listeners".into(), "PLAINTEXT://127.0.0.1:0".into()),
+                ],
+            })
+            .unwrap();
+        let server = runnel_broker::Server::start(config).await.unwrap();
+        let mut config = ClientConfig::new(&server.local_addr().to_string());
+        config.retry_backoff = Duration::from_millis(10);
+        let cluster = Cluster::connect(config).await.unwrap();
+        (Admin::new(cluster).with_timeout(timeout), server, dir)
+    }
+
+    #[tokio::test]
+    async fn only_items_answered_with_a_retriable_error_are_sent_again() {
+        let (admin, server, _dir) = admin(Duration::from_secs(5)).await;
+        let sent: Mutex<Vec<Vec<&str>>> = Mutex::default();
+        let results = admin
+            .per_item(vec!["a", "b", "c"], |pending: Vec<&str>| {
+                let first = sent.lock().unwrap().is_empty();
+                sent.lock().unwrap().push(pending.clone());
+                async move {
+                    Ok(pending
+                        .into_iter()
+                        .map(|k| {
+                            let result = match (k, first) {
+                                ("b", true) => Err(Error::broker(16, None, "moved")),
+                                ("c", _) => Err(Error::broker(36, None, "exists")),
+                                _ => Ok(k.len()),
+                            };
+                            (k, result)
+                        })
+                        .collect::<Outcomes<&str, usize>>())
+                }
+            })
+            .await
+            .unwrap();
+        assert_eq!(*sent.lock().unwrap(), vec![vec!["a", "b", "c"], vec!["b"]]);
+        assert_eq!(results["a"].as_ref().unwrap(), &1);
+        assert_eq!(results["b"].as_ref().unwrap(), &1);
+        assert_eq!(
+            results["c"].as_ref().unwrap_err().code(),
+            Some(ResponseError::TopicAlreadyExists)
+        );
+        server.shutdown().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_item_still_failing_at_the_deadline_keeps_its_last_error() {
+        let (admin, server, _dir) = admin(Duration::from_millis(200)).await;
+        let calls = AtomicUsize::new(0);
+        let results = admin
+            .per_item(vec![1], |pending: Vec<i32>| {
+                calls.fetch_add(1, Ordering::Relaxed);
+                async move {
+                    Ok(pending
+                        .into_iter()
+                        .map(|k| (k, Err(Error::broker(5, None, "no leader"))))
+                        .collect::<Outcomes<i32, ()>>())
+                }
+            })
+            .await
+            .unwrap();
+        assert!(calls.load(Ordering::Relaxed) > 1);
+        assert_eq!(
+            results[&1].as_ref().unwrap_err().code(),
+            Some(ResponseError::LeaderNotAvailable)
+        );
+        server.shutdown().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_lost_connection_is_retried_and_a_final_error_is_not() {
+        let (admin, server, _dir) = admin(Duration::from_secs(5)).await;
+        let calls = AtomicUsize::new(0);
+        let answer = admin
+            .retrying(|| async {
+                match calls.fetch_add(1, Ordering::Relaxed) {
+                    0 => Err(Error::Connection {
+                        addr: "x:1".into(),
+                        reason: "reset".into(),
+                    }),
+                    n => Ok(n),
+                }
+            })
+            .await
+            .unwrap();
+        assert_eq!(answer, 1);
+
+        calls.store(0, Ordering::Relaxed);
+        let err = admin
+            .retrying(|| async {
+                calls.fetch_add(1, Ordering::Relaxed);
+                Err::<(), _>(Error::broker(37, None, "shrink"))
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Some(ResponseError::InvalidPartitions));
+        assert_eq!(calls.load(Ordering::Relaxed), 1);
+        server.shutdown().await.unwrap();
+    }
 
     #[test]
     fn a_missing_topic_is_final_and_a_moved_controller_is_not() {
