@@ -362,10 +362,10 @@ async fn reset_offsets(global: &Global, admin: &Admin, args: ResetArgs) -> anyho
             .alter_group_offsets(&args.group, &plan)
             .await
             .map_err(|e| anyhow::anyhow!(error_text(&e)))?;
-        all_ok(
-            &format!("resetting the offsets of group {}", args.group),
-            results,
-        )?;
+        let what = format!("resetting the offsets of group {}", args.group);
+        if let Err(e) = all_ok(&what, results) {
+            return Err(explain_refusal(admin, &args.group, e).await);
+        }
     } else {
         eprintln!("Dry run: nothing committed. Pass --execute to apply this plan.");
     }
@@ -393,6 +393,22 @@ async fn reset_offsets(global: &Global, admin: &Admin, args: ResetArgs) -> anyho
         rows,
     );
     Ok(())
+}
+
+/// Adds what the group is doing to a refused reset: the coordinator only accepts
+/// an admin's commit while the group has no members.
+async fn explain_refusal(admin: &Admin, group: &str, error: anyhow::Error) -> anyhow::Error {
+    match admin.describe_groups(&[group]).await {
+        Ok(mut described) => match described.remove(group) {
+            Some(Ok(g)) if !g.members.is_empty() => error.context(format!(
+                "group {group} is {} with {} member(s): stop its consumers before resetting its offsets",
+                g.state,
+                g.members.len()
+            )),
+            _ => error,
+        },
+        Err(_) => error,
+    }
 }
 
 /// `TOPIC` (every partition, from the metadata) or `TOPIC:P,P,...`.

@@ -428,3 +428,129 @@ fn an_unreachable_broker_fails_quickly_naming_the_address() {
         );
     }
 }
+
+/// Makes `group` a Stable classic consumer group whose only member owns `topic`-0
+/// (raw JoinGroup and SyncGroup); the member outlives this call by its 30 s session.
+fn join_as_only_member(broker: &Broker, group: &str, topic: &str) -> String {
+    use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+    use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
+    use kafka_protocol::messages::{
+        consumer_protocol_assignment, ConsumerProtocolAssignment, ConsumerProtocolSubscription,
+        GroupId, JoinGroupRequest, SyncGroupRequest,
+    };
+    use kafka_protocol::protocol::Encodable;
+
+    fn versioned(version: i16, write: impl FnOnce(&mut bytes::BytesMut)) -> bytes::Bytes {
+        let mut buf = bytes::BytesMut::new();
+        bytes::BufMut::put_i16(&mut buf, version);
+        write(&mut buf);
+        buf.freeze()
+    }
+    runtime().block_on(async {
+        let admin = Admin::connect(ClientConfig::new(&broker.bootstrap))
+            .await
+            .unwrap();
+        let (_, coordinator) = admin
+            .cluster()
+            .coordinator(runnel_client::CoordinatorKind::Group, group)
+            .await
+            .unwrap();
+        let subscription = versioned(0, |buf| {
+            ConsumerProtocolSubscription::default()
+                .with_topics(vec![StrBytes::from_string(topic.to_owned())])
+                .encode(buf, 0)
+                .unwrap()
+        });
+        let mut join = JoinGroupRequest::default()
+            .with_group_id(GroupId(StrBytes::from_string(group.to_owned())))
+            .with_session_timeout_ms(30_000)
+            .with_rebalance_timeout_ms(30_000)
+            .with_protocol_type(StrBytes::from_static_str("consumer"))
+            .with_protocols(vec![JoinGroupRequestProtocol::default()
+                .with_name(StrBytes::from_static_str("range"))
+                .with_metadata(subscription)]);
+        let mut joined = coordinator.send(&join).await.unwrap();
+        if joined.error_code == runnel_client::ResponseError::MemberIdRequired.code() {
+            join.member_id = joined.member_id.clone();
+            joined = coordinator.send(&join).await.unwrap();
+        }
+        assert_eq!(joined.error_code, 0, "{joined:?}");
+        let assignment = versioned(0, |buf| {
+            ConsumerProtocolAssignment::default()
+                .with_assigned_partitions(vec![
+                    consumer_protocol_assignment::TopicPartition::default()
+                        .with_topic(TopicName(StrBytes::from_string(topic.to_owned())))
+                        .with_partitions(vec![0]),
+                ])
+                .encode(buf, 0)
+                .unwrap()
+        });
+        let sync = SyncGroupRequest::default()
+            .with_group_id(GroupId(StrBytes::from_string(group.to_owned())))
+            .with_generation_id(joined.generation_id)
+            .with_member_id(joined.member_id.clone())
+            .with_protocol_type(Some(StrBytes::from_static_str("consumer")))
+            .with_protocol_name(joined.protocol_name.clone())
+            .with_assignments(vec![SyncGroupRequestAssignment::default()
+                .with_member_id(joined.member_id.clone())
+                .with_assignment(assignment)]);
+        let synced = coordinator.send(&sync).await.unwrap();
+        assert_eq!(synced.error_code, 0, "{synced:?}");
+        joined.member_id.to_string()
+    })
+}
+
+#[test]
+fn a_group_with_a_member_shows_the_owner_and_refuses_a_reset() {
+    let broker = Broker::start(&[]);
+    let topic = unique("owned");
+    let group = unique("busy-group");
+    broker
+        .run(&["topics", "create", &topic, "--partitions", "1"])
+        .ok();
+    produce(&broker, &topic, 3);
+    let member = join_as_only_member(&broker, &group, &topic);
+
+    let described = broker
+        .run(&["-o", "json", "groups", "describe", &group])
+        .json();
+    assert_eq!(described["state"], "Stable", "{described}");
+    assert_eq!(described["assignor"], "range");
+    assert_eq!(described["members"][0]["member_id"], member.as_str());
+    assert_eq!(
+        described["members"][0]["assignment"],
+        serde_json::json!([format!("{topic}-0")])
+    );
+    let row = &described["partitions"][0];
+    assert_eq!(row["member_id"], member.as_str(), "{described}");
+    assert_eq!(row["committed_offset"], Value::Null);
+    assert_eq!(row["end_offset"], 3);
+    assert_eq!(row["lag"], 3);
+
+    // The plan is printed; executing it is the coordinator's call, and it refuses.
+    broker
+        .run(&[
+            "groups",
+            "reset-offsets",
+            &group,
+            "--topic",
+            &topic,
+            "--to-latest",
+        ])
+        .ok();
+    let refused = broker.run(&[
+        "groups",
+        "reset-offsets",
+        &group,
+        "--topic",
+        &topic,
+        "--to-latest",
+        "--execute",
+    ]);
+    assert!(
+        refused.failed().contains("UNKNOWN_MEMBER_ID"),
+        "{refused:?}"
+    );
+    let deleted = broker.run(&["groups", "delete", &group]);
+    assert!(deleted.failed().contains("NON_EMPTY_GROUP"), "{deleted:?}");
+}
