@@ -10,7 +10,7 @@ use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProdu
 use kafka_protocol::messages::{ProduceRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use runnel_client::admin::{
-    Admin, AlterConfigOp, ConfigResource, ConfigSource, NewTopic, OffsetSpec,
+    Admin, AlterConfigOp, ConfigResource, ConfigSource, GroupType, NewTopic, OffsetSpec,
 };
 use runnel_client::{ClientConfig, Error, ResponseError, TopicPartition};
 use runnel_protocol::batch::BatchBuilder;
@@ -472,6 +472,72 @@ async fn a_group_with_members_is_described_and_refuses_admin_changes() {
         code(&deleted[&group]),
         Some(ResponseError::NonEmptyGroup),
         "{deleted:?}"
+    );
+    broker.stop().await;
+}
+
+/// Runnel only: Tansu does not advertise ConsumerGroupHeartbeat.
+#[tokio::test]
+async fn a_kip_848_group_is_described_with_consumer_group_describe() {
+    use kafka_protocol::messages::{ConsumerGroupHeartbeatRequest, GroupId};
+    let kind = Kind::Runnel;
+    let broker = TestBroker::start(kind, &[]).await;
+    let admin = admin(&broker).await;
+    let topic = unique("kip848");
+    let group = unique("consumer-group");
+    admin
+        .create_topics(vec![NewTopic::new(&topic, 2)], false)
+        .await
+        .unwrap();
+    let (_, coordinator) = admin
+        .cluster()
+        .coordinator(runnel_client::CoordinatorKind::Group, &group)
+        .await
+        .unwrap();
+    let member_id = uuid::Uuid::new_v4().to_string();
+    let heartbeat = ConsumerGroupHeartbeatRequest::default()
+        .with_group_id(GroupId(StrBytes::from_string(group.clone())))
+        .with_member_id(StrBytes::from_string(member_id.clone()))
+        .with_member_epoch(0)
+        .with_rebalance_timeout_ms(30_000)
+        .with_subscribed_topic_names(Some(vec![TopicName(StrBytes::from_string(topic.clone()))]))
+        .with_topic_partitions(Some(Vec::new()));
+    let joined = coordinator.send(&heartbeat).await.unwrap();
+    assert_eq!(joined.error_code, 0, "{kind:?}: {joined:?}");
+
+    let described = admin.describe_groups(&[&group]).await.unwrap();
+    let description = described[&group].as_ref().unwrap();
+    assert_eq!(
+        description.group_type,
+        GroupType::Consumer,
+        "{kind:?}: {description:?}"
+    );
+    assert_eq!(description.members.len(), 1, "{kind:?}: {description:?}");
+    let member = &description.members[0];
+    assert_eq!(
+        member.member_id,
+        joined.member_id.as_deref().unwrap_or(&member_id),
+        "{kind:?}"
+    );
+    // The heartbeat's answer assigned both partitions, at epoch 1.
+    assert_eq!(
+        member.assignment,
+        vec![
+            TopicPartition::new(&topic, 0),
+            TopicPartition::new(&topic, 1)
+        ],
+        "{kind:?}: {description:?}"
+    );
+
+    let consumer = admin.list_groups(&[], &["consumer"]).await.unwrap();
+    assert!(
+        consumer.iter().any(|g| g.group_id == group),
+        "{kind:?}: {consumer:?}"
+    );
+    let classic = admin.list_groups(&[], &["classic"]).await.unwrap();
+    assert!(
+        !classic.iter().any(|g| g.group_id == group),
+        "{kind:?}: {classic:?}"
     );
     broker.stop().await;
 }
