@@ -336,7 +336,9 @@ async fn reset_offsets(global: &Global, admin: &Admin, args: ResetArgs) -> anyho
     };
     let mut plan = BTreeMap::new();
     for tp in &partitions {
-        let (low, high) = (earliest[tp], latest[tp]);
+        let (Some(&low), Some(&high)) = (earliest.get(tp), latest.get(tp)) else {
+            anyhow::bail!("the broker did not list the offsets of {tp}");
+        };
         let target = match strategy {
             Strategy::Earliest => low,
             Strategy::Latest => high,
