@@ -1,9 +1,11 @@
-//! The sender: one task that drains ready batches, groups them into one
-//! ProduceRequest per leader and pipelines up to
-//! `max.in.flight.requests.per.connection` requests to each broker; and the
-//! handling of each partition's answer (success, retry, or failure).
+//! The sender: one task that drains ready batches and groups them into one
+//! ProduceRequest per leader, and one task per broker that encodes and writes
+//! those requests in drain order, pipelining up to
+//! `max.in.flight.requests.per.connection` of them; and the handling of each
+//! partition's answer (success, retry, or failure).
 
 use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,12 +17,13 @@ use kafka_protocol::messages::produce_response::PartitionProduceResponse;
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use runnel_protocol::batch::BatchBuilder;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
 use super::accumulator::Batch;
 use super::config::Acks;
 use super::record::RecordMetadata;
 use super::Shared;
+use crate::connection::Connection;
 use crate::error::{Error, Result};
 
 /// Produce v13 names topics by id only; v12 and below by name, which every
@@ -29,6 +32,8 @@ const PRODUCE_VERSION_MAX: i16 = 12;
 
 /// Runs until the producer is closed (or dropped) and every record completed.
 pub(crate) async fn run(shared: Arc<Shared>) {
+    // Dropped when this returns, which ends the broker tasks.
+    let mut brokers: HashMap<i32, mpsc::UnboundedSender<Work>> = HashMap::new();
     loop {
         let now = Instant::now();
         let (expired, work, next, missing_leader, idle) = {
@@ -79,7 +84,15 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             refresh_metadata(&shared);
         }
         for (leader, permit, batches) in work {
-            tokio::spawn(send_request(shared.clone(), leader, permit, batches));
+            let tx = brokers
+                .entry(leader)
+                .or_insert_with(|| spawn_broker_task(shared.clone(), leader));
+            if let Err(mpsc::error::SendError(work)) = tx.send((permit, batches)) {
+                // The broker task ended (it panicked): start another one.
+                let tx = spawn_broker_task(shared.clone(), leader);
+                let _ = tx.send(work);
+                brokers.insert(leader, tx);
+            }
         }
         if idle && shared.accumulator.lock().closing {
             shared.done.notify_waiters();
@@ -121,9 +134,24 @@ pub(crate) fn refresh_metadata(shared: &Arc<Shared>) {
     });
 }
 
-/// Encodes, sends and settles one request's batches.
+/// One request's batches and its in-flight permit.
+type Work = (OwnedSemaphorePermit, Vec<Batch>);
+
+/// The task that writes the requests for broker `leader`, one after the other.
+fn spawn_broker_task(shared: Arc<Shared>, leader: i32) -> mpsc::UnboundedSender<Work> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Work>();
+    tokio::spawn(async move {
+        while let Some((permit, batches)) = rx.recv().await {
+            send_request(&shared, leader, permit, batches).await;
+        }
+    });
+    tx
+}
+
+/// Encodes and writes one request, then settles its batches when the answer
+/// comes (in a task of its own, so that the next request is written meanwhile).
 async fn send_request(
-    shared: Arc<Shared>,
+    shared: &Arc<Shared>,
     leader: i32,
     permit: OwnedSemaphorePermit,
     mut batches: Vec<Batch>,
@@ -131,12 +159,12 @@ async fn send_request(
     let mut encoded = Vec::with_capacity(batches.len());
     let mut kept = Vec::with_capacity(batches.len());
     for mut batch in batches.drain(..) {
-        match encode(&shared, &mut batch) {
+        match encode(shared, &mut batch) {
             Ok(bytes) => {
                 encoded.push((batch.tp.clone(), bytes));
                 kept.push(batch);
             }
-            Err(e) => fail(&shared, batch, e, true),
+            Err(e) => fail(shared, batch, e, true),
         }
     }
     if kept.is_empty() {
@@ -144,24 +172,56 @@ async fn send_request(
         shared.wake.notify_one();
         return;
     }
-    let outcome = exchange(&shared, leader, encoded).await;
+    let connection = match shared.cluster.broker(leader).await {
+        Ok(connection) => connection,
+        Err(e) => return complete_request(shared, leader, permit, kept, Err(e)),
+    };
+    let mut exchange = Box::pin(exchange(shared.clone(), connection, encoded));
+    // The first poll queues the request on the connection's writer (a FIFO lock), so requests go out in the order their batches were drained:
+    // with several in flight, a partition's batches must not overtake each other.
+    let first = std::future::poll_fn(|cx| {
+        std::task::Poll::Ready(match exchange.as_mut().poll(cx) {
+            std::task::Poll::Ready(outcome) => Some(outcome),
+            std::task::Poll::Pending => None,
+        })
+    })
+    .await;
+    match first {
+        Some(outcome) => complete_request(shared, leader, permit, kept, outcome),
+        None => {
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                let outcome = exchange.await;
+                complete_request(&shared, leader, permit, kept, outcome);
+            });
+        }
+    }
+}
+
+fn complete_request(
+    shared: &Arc<Shared>,
+    leader: i32,
+    permit: OwnedSemaphorePermit,
+    kept: Vec<Batch>,
+    outcome: Result<Option<ProduceResponse>>,
+) {
     drop(permit);
     match outcome {
         Err(e) => {
             tracing::debug!(leader, error = %e, "produce request failed");
             if e.needs_metadata_refresh() {
-                refresh_metadata(&shared);
+                refresh_metadata(shared);
             }
             for batch in kept {
-                retry_or_fail(&shared, batch, e.clone());
+                retry_or_fail(shared, batch, e.clone());
             }
         }
         Ok(None) => {
             for batch in kept {
-                succeed(&shared, batch, -1, -1);
+                succeed(shared, batch, -1, -1);
             }
         }
-        Ok(Some(response)) => settle(&shared, kept, response),
+        Ok(Some(response)) => settle(shared, kept, response),
     }
     shared.wake.notify_one();
 }
@@ -192,11 +252,10 @@ fn encode(shared: &Shared, batch: &mut Batch) -> Result<Bytes> {
 
 /// Sends one ProduceRequest; `None` for `acks=0`, which has no answer.
 async fn exchange(
-    shared: &Shared,
-    leader: i32,
+    shared: Arc<Shared>,
+    connection: Arc<Connection>,
     batches: Vec<(crate::TopicPartition, Bytes)>,
 ) -> Result<Option<ProduceResponse>> {
-    let connection = shared.cluster.broker(leader).await?;
     let version = connection.version_for::<ProduceRequest>(Some(PRODUCE_VERSION_MAX))?;
     let mut topics: BTreeMap<String, Vec<PartitionProduceData>> = BTreeMap::new();
     for (tp, records) in batches {
