@@ -155,6 +155,17 @@ async fn create_partitions_grows_a_topic_and_refuses_to_shrink_it() {
     assert_eq!(described[&name].as_ref().unwrap().partitions.len(), 4);
     let err = admin.create_partitions(&name, 2).await.unwrap_err();
     assert_eq!(err.code(), Some(ResponseError::InvalidPartitions), "{err}");
+
+    // A partition added by another client is found, not reported unknown from a
+    // stale cache.
+    let other = self::admin(&broker).await;
+    other.create_partitions(&name, 5).await.unwrap();
+    let newest = TopicPartition::new(&name, 4);
+    let listed = admin
+        .list_offsets(&BTreeMap::from([(newest.clone(), OffsetSpec::Latest)]))
+        .await
+        .unwrap();
+    assert_eq!(listed[&newest].as_ref().unwrap().offset, 0);
     broker.stop().await;
 }
 

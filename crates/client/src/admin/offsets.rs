@@ -228,6 +228,24 @@ impl Admin {
         BTreeMap<i32, Vec<TopicPartition>>,
         Outcomes<TopicPartition, V>,
     ) {
+        // Partitions the cache does not know (added since it was fetched) are looked
+        // up once before being called unknown.
+        let metadata = self.cluster.metadata();
+        let mut unknown: Vec<String> = partitions
+            .iter()
+            .filter(|tp| {
+                metadata.topics.get(&tp.topic).is_some_and(|t| {
+                    tp.partition >= 0 && tp.partition as usize >= t.partitions.len()
+                })
+            })
+            .map(|tp| tp.topic.clone())
+            .collect();
+        unknown.dedup();
+        if !unknown.is_empty() {
+            if let Err(e) = self.cluster.refresh_metadata(&unknown).await {
+                tracing::debug!(error = %e, "metadata refresh for new partitions failed");
+            }
+        }
         let mut by_leader: BTreeMap<i32, Vec<TopicPartition>> = BTreeMap::new();
         let mut failed = Vec::new();
         for tp in partitions {
