@@ -16,7 +16,9 @@ use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{CreateTopicsRequest, ProduceRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
-use runnel_client::consumer::{Consumer, ConsumerConfig, ConsumerRecord, OffsetReset};
+use runnel_client::consumer::{
+    Consumer, ConsumerConfig, ConsumerRecord, GroupProtocol, OffsetReset, RebalanceListener,
+};
 use runnel_client::{ClientConfig, Cluster, Error, ResponseError, TopicPartition};
 use runnel_protocol::batch::{BatchBuilder, Compression};
 
@@ -424,7 +426,7 @@ async fn manual_commits_are_where_the_next_consumer_starts() {
 
 /// Subscribes with a group: the member is assigned every partition, reads them all,
 /// commits on close; a second consumer of the group resumes after the commits.
-async fn group_round_trip(kind: Kind) {
+async fn group_round_trip(kind: Kind, protocol: GroupProtocol) {
     eprintln!("against {kind:?}");
     let broker = TestBroker::start(kind, &[]).await;
     let cluster = cluster(&broker).await;
@@ -441,18 +443,36 @@ async fn group_round_trip(kind: Kind) {
         )
         .await;
     }
+    // Short session and rebalance timeouts, as a test group needs (Tansu holds a
+    // join for the rebalance timeout, 5 min by default).
     let settings = || {
         config(&broker)
             .group_id(group.clone())
             .auto_offset_reset(OffsetReset::Earliest)
+            .set("session.timeout.ms", "10000")
+            .and_then(|c| c.set("max.poll.interval.ms", "10000"))
+            .and_then(|c| c.set("heartbeat.interval.ms", "200"))
+            .unwrap()
+            .group_protocol(protocol)
     };
     let first = Consumer::new(settings()).await.unwrap();
-    first.subscribe(&[&topic]).await.unwrap();
+    let listener = Arc::new(Recorder::default());
+    first
+        .subscribe_with_listener(&[&topic], listener.clone())
+        .await
+        .unwrap();
     let records = recv_n(&first, 6).await;
     let mut partitions: Vec<i32> = records.iter().map(|r| r.partition).collect();
     partitions.sort_unstable();
     assert_eq!(partitions, vec![0, 0, 1, 1, 2, 2], "{kind:?}");
     assert_eq!(first.assignment().len(), 3, "{kind:?}");
+    let mut told = listener.assigned.lock().unwrap().clone();
+    told.sort();
+    assert_eq!(
+        told,
+        first.assignment(),
+        "{kind:?}: the listener heard of every partition"
+    );
     first.commit().await.unwrap();
     let tps: Vec<TopicPartition> = (0..3).map(|p| TopicPartition::new(&topic, p)).collect();
     let committed = first.committed(&tps).await.unwrap();
@@ -461,6 +481,11 @@ async fn group_round_trip(kind: Kind) {
         "{kind:?}: {committed:?}"
     );
     first.close().await.unwrap();
+    assert_eq!(
+        listener.revoked.lock().unwrap().len(),
+        3,
+        "{kind:?}: revoked on close"
+    );
 
     for p in 0..3 {
         produce(
@@ -489,6 +514,71 @@ async fn group_round_trip(kind: Kind) {
 #[tokio::test]
 async fn a_group_member_reads_all_partitions_and_the_next_resumes_from_its_commits() {
     for kind in ALL {
-        group_round_trip(kind).await;
+        group_round_trip(kind, GroupProtocol::Classic).await;
     }
+}
+
+/// Runnel only: Tansu serves no ConsumerGroupHeartbeat (KIP-848).
+#[tokio::test]
+async fn a_kip848_member_reads_all_partitions_and_the_next_resumes_from_its_commits() {
+    group_round_trip(Kind::Runnel, GroupProtocol::Consumer).await;
+}
+
+/// Remembers what a rebalance listener was told.
+#[derive(Debug, Default)]
+struct Recorder {
+    assigned: std::sync::Mutex<Vec<TopicPartition>>,
+    revoked: std::sync::Mutex<Vec<TopicPartition>>,
+}
+
+impl RebalanceListener for Recorder {
+    fn on_assigned(&self, partitions: &[TopicPartition]) {
+        self.assigned.lock().unwrap().extend_from_slice(partitions);
+    }
+
+    fn on_revoked(&self, partitions: &[TopicPartition]) {
+        self.revoked.lock().unwrap().extend_from_slice(partitions);
+    }
+}
+
+async fn next_item<S: futures_core::Stream>(mut stream: std::pin::Pin<&mut S>) -> Option<S::Item> {
+    std::future::poll_fn(|cx| stream.as_mut().poll_next(cx)).await
+}
+
+#[tokio::test]
+async fn the_stream_yields_records_and_ends_after_close() {
+    let broker = TestBroker::start(Kind::Runnel, &[]).await;
+    let cluster = cluster(&broker).await;
+    let topic = unique("stream");
+    create_topic(&cluster, &topic, 1).await;
+    produce(&cluster, &topic, 0, &["a", "b"], Compression::Gzip).await;
+    let consumer = Consumer::new(config(&broker).auto_offset_reset(OffsetReset::Earliest))
+        .await
+        .unwrap();
+    consumer
+        .assign(&[TopicPartition::new(&topic, 0)])
+        .await
+        .unwrap();
+    {
+        let mut stream = std::pin::pin!(consumer.stream());
+        let a = tokio::time::timeout(WAIT, next_item(stream.as_mut()))
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        let b = tokio::time::timeout(WAIT, next_item(stream.as_mut()))
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!((value(&a), value(&b)), ("a".to_string(), "b".to_string()));
+    }
+    consumer.close().await.unwrap();
+    let mut stream = std::pin::pin!(consumer.stream());
+    assert!(matches!(
+        next_item(stream.as_mut()).await,
+        Some(Err(Error::Closed))
+    ));
+    assert!(next_item(stream.as_mut()).await.is_none());
+    broker.stop().await;
 }
