@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::cluster::Cluster;
-use crate::error::{Error, Result};
+use crate::error::Error;
 use crate::types::TopicPartition;
 
 /// Which group protocol to speak (`group.protocol`).
@@ -102,19 +102,53 @@ pub struct MemberHandle {
 }
 
 /// Starts a member of `config.group_id` subscribed to `topics`.
+///
+/// Give each member its own [`Cluster`] (as every consumer has its own
+/// connections): a JoinGroup waits at the coordinator for the whole group, and
+/// brokers answer one connection's requests in order.
+///
+/// ```no_run
+/// # async fn example() -> runnel_client::Result<()> {
+/// use std::time::Duration;
+/// use runnel_client::consumer::member::{self, MemberConfig, MemberEvent};
+/// use runnel_client::{ClientConfig, Cluster};
+///
+/// let cluster = Cluster::connect(ClientConfig::new("127.0.0.1:9092")).await?;
+/// let mut member = member::spawn(cluster, MemberConfig::new("billing"), vec!["orders".into()]);
+/// while let Some(event) = member.events.recv().await {
+///     match event {
+///         MemberEvent::Assign(partitions) => println!("fetch {partitions:?}"),
+///         MemberEvent::Revoke { partitions, done, .. } => {
+///             println!("stop fetching {partitions:?}");
+///             let _ = done.send(());
+///         }
+///         MemberEvent::Fatal(error) => return Err(error),
+///     }
+/// }
+/// # Ok(())
+/// # }
+/// ```
 pub fn spawn(cluster: Arc<Cluster>, config: MemberConfig, topics: Vec<String>) -> MemberHandle {
-    let _ = (cluster, topics);
     let (events_tx, events) = mpsc::channel(16);
-    let (_generation_tx, generation) = watch::channel(None);
-    let (leave, _leave_rx) = oneshot::channel();
-    let task = tokio::spawn(async move {
-        let _ = events_tx
-            .send(MemberEvent::Fatal(Error::Config(format!(
-                "group membership ({:?}) is not implemented yet",
-                config.protocol
-            ))))
-            .await;
-    });
+    let (generation_tx, generation) = watch::channel(None);
+    let (leave, leave_rx) = oneshot::channel();
+    let link = Link {
+        events: events_tx.clone(),
+        generation: generation_tx,
+        callback_timeout: config.rebalance_timeout,
+    };
+    let signal = LeaveSignal {
+        requested: Some(leave_rx),
+        events: events_tx,
+    };
+    let task = match config.protocol {
+        GroupProtocol::Classic => {
+            tokio::spawn(super::classic::run(cluster, config, topics, link, signal))
+        }
+        GroupProtocol::Consumer => {
+            tokio::spawn(super::kip848::run(cluster, config, topics, link, signal))
+        }
+    };
     MemberHandle {
         events,
         generation,
@@ -123,8 +157,169 @@ pub fn spawn(cluster: Arc<Cluster>, config: MemberConfig, topics: Vec<String>) -
     }
 }
 
-/// Placeholder so `Result` is used until the member is written.
-#[allow(dead_code)]
-fn _unused() -> Result<()> {
-    Ok(())
+impl MemberConfig {
+    /// A member of `group_id` with the Java consumer's defaults: classic protocol,
+    /// `session.timeout.ms` 45 s, `heartbeat.interval.ms` 3 s,
+    /// `max.poll.interval.ms` 5 min, range assignor.
+    ///
+    /// ```
+    /// use runnel_client::consumer::member::{GroupProtocol, MemberConfig};
+    /// let config = MemberConfig::new("billing");
+    /// assert_eq!(config.protocol, GroupProtocol::Classic);
+    /// ```
+    pub fn new(group_id: impl Into<String>) -> MemberConfig {
+        MemberConfig {
+            group_id: group_id.into(),
+            group_instance_id: None,
+            protocol: GroupProtocol::Classic,
+            session_timeout: Duration::from_secs(45),
+            heartbeat_interval: Duration::from_secs(3),
+            rebalance_timeout: Duration::from_secs(300),
+            strategy: AssignmentStrategy::Range,
+            remote_assignor: None,
+        }
+    }
+}
+
+/// The member task's side of the handle: events out, generation published.
+#[derive(Debug)]
+pub(crate) struct Link {
+    events: mpsc::Sender<MemberEvent>,
+    generation: watch::Sender<Option<Generation>>,
+    /// How long to wait for the consumer to answer a revocation before carrying
+    /// on; by then the coordinator has given up on this member anyway.
+    callback_timeout: Duration,
+}
+
+impl Link {
+    /// Tells the consumer to start fetching `partitions` (nothing if empty).
+    pub(crate) async fn assign(&self, partitions: Vec<TopicPartition>) {
+        if !partitions.is_empty() {
+            let _ = self.events.send(MemberEvent::Assign(partitions)).await;
+        }
+    }
+
+    /// Tells the consumer to stop fetching `partitions` and waits until it has
+    /// (or has gone away, or `max.poll.interval.ms` passed).
+    pub(crate) async fn revoke(&self, partitions: Vec<TopicPartition>, lost: bool) {
+        if partitions.is_empty() {
+            return;
+        }
+        let done = self.revoke_started(partitions, lost).await;
+        self.revoke_finished(done).await;
+    }
+
+    /// Sends the revocation without waiting for it; see [`Link::revoke_finished`].
+    pub(crate) async fn revoke_started(
+        &self,
+        partitions: Vec<TopicPartition>,
+        lost: bool,
+    ) -> oneshot::Receiver<()> {
+        let (done, answered) = oneshot::channel();
+        let _ = self
+            .events
+            .send(MemberEvent::Revoke {
+                partitions,
+                lost,
+                done,
+            })
+            .await;
+        answered
+    }
+
+    /// Waits for the consumer's answer to a revocation (cancel-safe).
+    pub(crate) async fn revoke_finished(&self, answered: oneshot::Receiver<()>) {
+        if tokio::time::timeout(self.callback_timeout, answered)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                timeout = ?self.callback_timeout,
+                "the consumer did not answer a revocation in time; carrying on"
+            );
+        }
+    }
+
+    /// How long a revocation may take (`max.poll.interval.ms`).
+    pub(crate) fn callback_timeout(&self) -> Duration {
+        self.callback_timeout
+    }
+
+    /// Reports an error the member cannot get past; the task ends after it.
+    pub(crate) async fn fatal(&self, error: Error) {
+        tracing::error!(%error, "group membership failed");
+        let _ = self.events.send(MemberEvent::Fatal(error)).await;
+    }
+
+    /// Publishes the identity commits must carry (`None` while not in a generation).
+    pub(crate) fn set_generation(&self, generation: Option<Generation>) {
+        self.generation.send_if_modified(|current| {
+            let changed = *current != generation;
+            *current = generation;
+            changed
+        });
+    }
+}
+
+/// Resolves once the consumer asks to leave: `leave` sent or dropped, or the
+/// events receiver dropped.
+#[derive(Debug)]
+pub(crate) struct LeaveSignal {
+    requested: Option<oneshot::Receiver<()>>,
+    events: mpsc::Sender<MemberEvent>,
+}
+
+impl LeaveSignal {
+    /// Waits for the request (cancel-safe; returns at once after the first time).
+    pub(crate) async fn requested(&mut self) {
+        if let Some(rx) = self.requested.as_mut() {
+            tokio::select! {
+                _ = rx => {}
+                _ = self.events.closed() => {}
+            }
+            self.requested = None;
+        }
+    }
+
+    /// Whether leaving has been asked for, without waiting.
+    pub(crate) fn is_requested(&mut self) -> bool {
+        let asked = match self.requested.as_mut() {
+            None => true,
+            Some(rx) => {
+                !matches!(rx.try_recv(), Err(oneshot::error::TryRecvError::Empty))
+                    || self.events.is_closed()
+            }
+        };
+        if asked {
+            self.requested = None;
+        }
+        asked
+    }
+}
+
+/// Maps an error of a coordinator call to what to do next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Recovery {
+    /// The coordinator moved or its connection broke: look it up again, then retry.
+    FindCoordinator,
+    /// Wait `retry.backoff.ms` and retry.
+    Backoff,
+    /// Nothing will make this work.
+    Fatal,
+}
+
+/// How to recover from `error` returned by a call to the group coordinator.
+pub(crate) fn recovery(error: &Error) -> Recovery {
+    use kafka_protocol::error::ResponseError as E;
+    match error {
+        Error::Connection { .. } | Error::Timeout(_) | Error::NoBrokerReachable { .. } => {
+            Recovery::FindCoordinator
+        }
+        Error::Broker {
+            error: E::NotCoordinator | E::CoordinatorNotAvailable,
+            ..
+        } => Recovery::FindCoordinator,
+        e if e.is_retriable() => Recovery::Backoff,
+        _ => Recovery::Fatal,
+    }
 }

@@ -44,10 +44,13 @@ use crate::cluster::Cluster;
 use crate::error::{Error, Result};
 use crate::types::TopicPartition;
 
+pub mod assignor;
+pub mod classic;
 mod config;
 mod decode;
 mod fetcher;
 mod group;
+pub mod kip848;
 pub mod member;
 mod offsets;
 mod record;

@@ -1,0 +1,451 @@
+//! The classic group protocol, as the Java consumer speaks it: FindCoordinator,
+//! JoinGroup (protocol type `consumer`, one protocol named after the assignor),
+//! SyncGroup (the leader runs the assignor), Heartbeat every
+//! `heartbeat.interval.ms`, LeaveGroup on close.
+//!
+//! Eager assignors (range, roundrobin) revoke everything before rejoining.
+//! `cooperative-sticky` (KIP-429) keeps its partitions through the rebalance,
+//! revokes only those the new assignment takes away and then rejoins at once, so
+//! the follow-up rebalance hands them to their new owners.
+//!
+//! Static members (KIP-345) send `group.instance.id` everywhere and do not send
+//! LeaveGroup when they close: the coordinator keeps their partitions until
+//! `session.timeout.ms` so a restart within it causes no rebalance (Java does
+//! the same). Members are driven through [`super::member::spawn`].
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError as E;
+use kafka_protocol::messages::{
+    join_group_request::JoinGroupRequestProtocol, leave_group_request::MemberIdentity,
+    sync_group_request::SyncGroupRequestAssignment, GroupId, HeartbeatRequest, JoinGroupRequest,
+    JoinGroupResponse, LeaveGroupRequest, SyncGroupRequest,
+};
+use kafka_protocol::protocol::{Request, StrBytes};
+
+use super::assignor::{self, Subscription};
+use super::member::{recovery, Generation, LeaveSignal, Link, MemberConfig, Recovery};
+use crate::cluster::{Cluster, CoordinatorKind};
+use crate::error::{Error, Result};
+use crate::types::TopicPartition;
+
+const PROTOCOL_TYPE: &str = "consumer";
+
+/// Runs a classic member until it leaves or fails.
+pub(crate) async fn run(
+    cluster: Arc<Cluster>,
+    config: MemberConfig,
+    topics: Vec<String>,
+    link: Link,
+    mut leave: LeaveSignal,
+) {
+    let mut member = Member {
+        cluster,
+        config,
+        topics,
+        link,
+        member_id: String::new(),
+        generation_id: -1,
+        owned: BTreeSet::new(),
+    };
+    let outcome = member.run(&mut leave).await;
+    if let Err(error) = outcome {
+        let lost = std::mem::take(&mut member.owned);
+        member.link.revoke(lost.into_iter().collect(), true).await;
+        member.link.set_generation(None);
+        member.link.fatal(error).await;
+    }
+    member.link.set_generation(None);
+}
+
+/// What to do after a phase of the protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Next {
+    /// Join the group again.
+    Rejoin,
+    /// Leave the group and end.
+    Leave,
+}
+
+#[derive(Debug)]
+struct Member {
+    cluster: Arc<Cluster>,
+    config: MemberConfig,
+    topics: Vec<String>,
+    link: Link,
+    /// Empty until the coordinator gives one.
+    member_id: String,
+    /// -1 outside a generation.
+    generation_id: i32,
+    owned: BTreeSet<TopicPartition>,
+}
+
+impl Member {
+    async fn run(&mut self, leave: &mut LeaveSignal) -> Result<()> {
+        loop {
+            if leave.is_requested() {
+                return self.leave().await;
+            }
+            self.link.set_generation(None);
+            if !self.config.strategy.is_cooperative() {
+                let all = std::mem::take(&mut self.owned);
+                self.link.revoke(all.into_iter().collect(), false).await;
+            }
+            let assigned = tokio::select! {
+                joined = self.join_and_sync() => joined?,
+                _ = leave.requested() => return self.leave().await,
+            };
+            let Some(assigned) = assigned else {
+                continue;
+            };
+            if self.apply(assigned).await {
+                continue;
+            }
+            if self.heartbeat(leave).await? == Next::Leave {
+                return self.leave().await;
+            }
+        }
+    }
+
+    fn group_id(&self) -> GroupId {
+        GroupId(StrBytes::from_string(self.config.group_id.clone()))
+    }
+
+    fn instance_id(&self) -> Option<StrBytes> {
+        self.config
+            .group_instance_id
+            .clone()
+            .map(StrBytes::from_string)
+    }
+
+    /// Sends `request` to the coordinator at the best common version; forgets the
+    /// coordinator when the call fails on the way.
+    async fn call<R: Request>(&self, request: &R) -> Result<R::Response> {
+        let (_, connection) = self
+            .cluster
+            .coordinator(CoordinatorKind::Group, &self.config.group_id)
+            .await?;
+        let result = connection.send(request).await;
+        if let Err(e) = &result {
+            if recovery(e) == Recovery::FindCoordinator {
+                self.cluster
+                    .forget_coordinator(CoordinatorKind::Group, &self.config.group_id);
+            }
+        }
+        result
+    }
+
+    /// Waits `retry.backoff.ms`, after forgetting the coordinator if the error says
+    /// it moved; a fatal error is returned.
+    async fn recover(&self, error: Error) -> Result<()> {
+        match recovery(&error) {
+            Recovery::Fatal => Err(error),
+            Recovery::FindCoordinator => {
+                tracing::debug!(%error, "group coordinator lost; looking it up again");
+                self.cluster
+                    .forget_coordinator(CoordinatorKind::Group, &self.config.group_id);
+                tokio::time::sleep(self.cluster.config().retry_backoff).await;
+                Ok(())
+            }
+            Recovery::Backoff => {
+                tracing::debug!(%error, "retrying a group call");
+                tokio::time::sleep(self.cluster.config().retry_backoff).await;
+                Ok(())
+            }
+        }
+    }
+
+    /// Partitions taken away without a revocation (session expired, fenced): the
+    /// consumer must stop fetching them and not commit them.
+    async fn lose_partitions(&mut self) {
+        let lost = std::mem::take(&mut self.owned);
+        self.link.revoke(lost.into_iter().collect(), true).await;
+        self.generation_id = -1;
+    }
+
+    /// Joins and syncs once: `Some(assignment)` on success, `None` to try again.
+    async fn join_and_sync(&mut self) -> Result<Option<Vec<TopicPartition>>> {
+        let Some(joined) = self.join().await? else {
+            return Ok(None);
+        };
+        let assignments = if joined.leader == joined.member_id && !joined.skip_assignment {
+            self.lead(&joined).await?
+        } else {
+            Vec::new()
+        };
+        self.sync(assignments).await
+    }
+
+    /// JoinGroup until the coordinator answers with a generation.
+    async fn join(&mut self) -> Result<Option<JoinGroupResponse>> {
+        let owned: Vec<TopicPartition> = self.owned.iter().cloned().collect();
+        // The generation only settles contested claims of owned partitions
+        // (cooperative, KIP-792); eager members own nothing when they join and
+        // send -1, so a restarted static member's metadata is unchanged and
+        // brokers that compare it (Runnel) need not rebalance.
+        let generation_id = if self.config.strategy.is_cooperative() {
+            self.generation_id
+        } else {
+            -1
+        };
+        let metadata = assignor::encode_subscription(&assignor::subscription(
+            &self.topics,
+            &owned,
+            generation_id,
+        ))?;
+        let strategy = self.config.strategy.protocol_name();
+        loop {
+            let request = JoinGroupRequest::default()
+                .with_group_id(self.group_id())
+                .with_session_timeout_ms(millis(self.config.session_timeout))
+                .with_rebalance_timeout_ms(millis(self.config.rebalance_timeout))
+                .with_member_id(StrBytes::from_string(self.member_id.clone()))
+                .with_group_instance_id(self.instance_id())
+                .with_protocol_type(StrBytes::from_static_str(PROTOCOL_TYPE))
+                .with_protocols(vec![JoinGroupRequestProtocol::default()
+                    .with_name(StrBytes::from_static_str(strategy))
+                    .with_metadata(metadata.clone())]);
+            let response = match self.call(&request).await {
+                Ok(response) => response,
+                Err(e) => {
+                    self.recover(e).await?;
+                    continue;
+                }
+            };
+            let context = || format!("JoinGroup {}", self.config.group_id);
+            match E::try_from_code(response.error_code) {
+                None => {}
+                // KIP-394: the coordinator hands out the member id, then we join with it.
+                Some(E::MemberIdRequired) => {
+                    self.member_id = response.member_id.to_string();
+                    continue;
+                }
+                Some(E::UnknownMemberId) => {
+                    self.lose_partitions().await;
+                    self.member_id.clear();
+                    return Ok(None);
+                }
+                Some(E::IllegalGeneration) => {
+                    self.lose_partitions().await;
+                    return Ok(None);
+                }
+                Some(E::RebalanceInProgress) => return Ok(None),
+                Some(_) => {
+                    self.recover(Error::broker(response.error_code, None, context()))
+                        .await?;
+                    continue;
+                }
+            }
+            if let Some(name) = response.protocol_name.as_deref() {
+                if name != strategy {
+                    return Err(Error::Protocol(format!(
+                        "the coordinator chose protocol {name}; this member only speaks {strategy}"
+                    )));
+                }
+            }
+            self.member_id = response.member_id.to_string();
+            self.generation_id = response.generation_id;
+            tracing::debug!(
+                group = %self.config.group_id,
+                member = %self.member_id,
+                generation = self.generation_id,
+                leader = %response.leader,
+                "joined"
+            );
+            return Ok(Some(response));
+        }
+    }
+
+    /// The leader's part: runs the assignor over every member's subscription.
+    async fn lead(&self, joined: &JoinGroupResponse) -> Result<Vec<SyncGroupRequestAssignment>> {
+        let members = joined
+            .members
+            .iter()
+            .map(|m| {
+                assignor::decode_subscription(
+                    &m.member_id,
+                    m.group_instance_id.as_deref(),
+                    &m.metadata,
+                )
+            })
+            .collect::<Result<Vec<Subscription>>>()?;
+        let topics: Vec<String> = members
+            .iter()
+            .flat_map(|m| m.topics.iter().cloned())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        self.cluster.refresh_metadata(&topics).await?;
+        let metadata = self.cluster.metadata();
+        let counts: BTreeMap<String, i32> = topics
+            .iter()
+            .filter_map(|t| {
+                let info = metadata.topics.get(t)?;
+                Some((t.clone(), info.partitions.len() as i32))
+            })
+            .collect();
+        let plan = assignor::assign(self.config.strategy, &members, &counts);
+        tracing::debug!(group = %self.config.group_id, ?plan, "assigned as leader");
+        plan.iter()
+            .map(|(member, partitions)| {
+                Ok(SyncGroupRequestAssignment::default()
+                    .with_member_id(StrBytes::from_string(member.clone()))
+                    .with_assignment(assignor::encode_assignment(partitions)?))
+            })
+            .collect()
+    }
+
+    /// SyncGroup: `Some(assignment)`, or `None` to rejoin.
+    async fn sync(
+        &mut self,
+        assignments: Vec<SyncGroupRequestAssignment>,
+    ) -> Result<Option<Vec<TopicPartition>>> {
+        let request = SyncGroupRequest::default()
+            .with_group_id(self.group_id())
+            .with_generation_id(self.generation_id)
+            .with_member_id(StrBytes::from_string(self.member_id.clone()))
+            .with_group_instance_id(self.instance_id())
+            .with_protocol_type(Some(StrBytes::from_static_str(PROTOCOL_TYPE)))
+            .with_protocol_name(Some(StrBytes::from_static_str(
+                self.config.strategy.protocol_name(),
+            )))
+            .with_assignments(assignments);
+        let response = match self.call(&request).await {
+            Ok(response) => response,
+            Err(e) => {
+                self.recover(e).await?;
+                return Ok(None);
+            }
+        };
+        match E::try_from_code(response.error_code) {
+            None => assignor::decode_assignment(&response.assignment).map(Some),
+            Some(E::RebalanceInProgress) => Ok(None),
+            Some(E::UnknownMemberId) => {
+                self.lose_partitions().await;
+                self.member_id.clear();
+                Ok(None)
+            }
+            Some(E::IllegalGeneration) => {
+                self.lose_partitions().await;
+                Ok(None)
+            }
+            Some(_) => {
+                let context = format!("SyncGroup {}", self.config.group_id);
+                self.recover(Error::broker(response.error_code, None, context))
+                    .await?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Applies a new assignment; true when a cooperative member gave partitions up
+    /// and must rejoin at once (the follow-up rebalance of KIP-429).
+    async fn apply(&mut self, assigned: Vec<TopicPartition>) -> bool {
+        let assigned: BTreeSet<TopicPartition> = assigned.into_iter().collect();
+        let revoked: Vec<TopicPartition> = self.owned.difference(&assigned).cloned().collect();
+        let added: Vec<TopicPartition> = assigned.difference(&self.owned).cloned().collect();
+        self.link.revoke(revoked.clone(), false).await;
+        self.link.assign(added).await;
+        self.owned = assigned;
+        self.link.set_generation(Some(Generation {
+            member_id: self.member_id.clone(),
+            generation_id: self.generation_id,
+        }));
+        if !revoked.is_empty() {
+            tracing::debug!(?revoked, "revoked for a cooperative rebalance; rejoining");
+        }
+        !revoked.is_empty()
+    }
+
+    /// Heartbeats until the group rebalances (`Rejoin`) or the consumer leaves.
+    async fn heartbeat(&mut self, leave: &mut LeaveSignal) -> Result<Next> {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(self.config.heartbeat_interval) => {}
+                _ = leave.requested() => return Ok(Next::Leave),
+            }
+            let request = HeartbeatRequest::default()
+                .with_group_id(self.group_id())
+                .with_generation_id(self.generation_id)
+                .with_member_id(StrBytes::from_string(self.member_id.clone()))
+                .with_group_instance_id(self.instance_id());
+            let code = match self.call(&request).await {
+                Ok(response) => response.error_code,
+                Err(e) => {
+                    // Keep the partitions: the coordinator decides when they are lost.
+                    self.recover(e).await?;
+                    continue;
+                }
+            };
+            match E::try_from_code(code) {
+                None => {}
+                Some(E::RebalanceInProgress) => return Ok(Next::Rejoin),
+                Some(E::UnknownMemberId) => {
+                    self.lose_partitions().await;
+                    self.member_id.clear();
+                    return Ok(Next::Rejoin);
+                }
+                // The member id is still known: keep it, or the next rebalance
+                // would wait for it to rejoin until its session expires.
+                Some(E::IllegalGeneration) => {
+                    self.lose_partitions().await;
+                    return Ok(Next::Rejoin);
+                }
+                Some(_) => {
+                    let context = format!("Heartbeat {}", self.config.group_id);
+                    self.recover(Error::broker(code, None, context)).await?;
+                }
+            }
+        }
+    }
+
+    /// Revokes everything and leaves: LeaveGroup for a dynamic member, nothing
+    /// for a static one (KIP-345).
+    async fn leave(&mut self) -> Result<()> {
+        let owned = std::mem::take(&mut self.owned);
+        self.link.revoke(owned.into_iter().collect(), false).await;
+        self.link.set_generation(None);
+        if self.config.group_instance_id.is_some() || self.member_id.is_empty() {
+            return Ok(());
+        }
+        let result = self.leave_group().await;
+        match result {
+            Ok(response) if response.error_code != 0 => {
+                tracing::debug!(code = response.error_code, "LeaveGroup failed")
+            }
+            Ok(_) => tracing::debug!(member = %self.member_id, "left the group"),
+            Err(error) => tracing::debug!(%error, "LeaveGroup failed"),
+        }
+        Ok(())
+    }
+}
+
+impl Member {
+    /// LeaveGroup: v0-2 name the member at the top level, v3+ in `members`
+    /// (with a reason from v5).
+    async fn leave_group(&self) -> Result<kafka_protocol::messages::LeaveGroupResponse> {
+        let (_, connection) = self
+            .cluster
+            .coordinator(CoordinatorKind::Group, &self.config.group_id)
+            .await?;
+        let version = connection.version_for::<LeaveGroupRequest>(None)?;
+        let member_id = StrBytes::from_string(self.member_id.clone());
+        let mut request = LeaveGroupRequest::default().with_group_id(self.group_id());
+        if version >= 3 {
+            let mut identity = MemberIdentity::default().with_member_id(member_id);
+            if version >= 5 {
+                identity.reason = Some(StrBytes::from_static_str("the consumer is closing"));
+            }
+            request.members = vec![identity];
+        } else {
+            request.member_id = member_id;
+        }
+        connection.send_version(&request, version).await
+    }
+}
+
+/// A duration as Kafka's `i32` milliseconds, saturating.
+pub(crate) fn millis(duration: std::time::Duration) -> i32 {
+    i32::try_from(duration.as_millis()).unwrap_or(i32::MAX)
+}
