@@ -173,8 +173,6 @@ fn perf_produce_reports_every_record_and_a_positive_throughput() {
         "20000",
         "--partitions",
         "2",
-        "--acks",
-        "1",
         "-o",
         "json",
     ]);

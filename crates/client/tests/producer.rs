@@ -420,3 +420,34 @@ async fn idempotent_retries_across_a_broker_restart_write_no_duplicates() {
     producer.close().await.unwrap();
     server.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_idempotent_batches_are_written_in_order() {
+    for kind in ALL {
+        let (broker, cluster, topic) = setup(kind, 1).await;
+        // Small batches and no linger: many requests in flight at once.
+        let producer = Producer::new(
+            config(broker.bootstrap())
+                .batch_size(1024)
+                .linger(Duration::ZERO),
+        )
+        .await
+        .unwrap();
+        assert!(producer.is_idempotent(), "{kind:?}");
+        let mut deliveries = Vec::new();
+        for i in 0..20_000 {
+            let record = ProducerRecord::new(&topic).value(format!("{i:08}"));
+            deliveries.push(producer.send(record).await.unwrap());
+        }
+        for (i, d) in deliveries.into_iter().enumerate() {
+            let meta = d
+                .await
+                .unwrap_or_else(|e| panic!("{kind:?} record {i}: {e}"));
+            assert_eq!(meta.offset, i as i64, "{kind:?}");
+        }
+        let values = fetch_all(&cluster, &topic, 0).await;
+        assert_eq!(values.len(), 20_000, "{kind:?}");
+        producer.close().await.unwrap();
+        broker.stop().await;
+    }
+}

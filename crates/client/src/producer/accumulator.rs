@@ -51,6 +51,13 @@ pub(crate) fn sequence_add(sequence: i32, n: i32) -> i32 {
     ((i64::from(sequence) + i64::from(n)).rem_euclid(i64::from(i32::MAX) + 1)) as i32
 }
 
+/// Whether sequence `a` comes after `b` in the wrapping sequence space (less
+/// than a quarter of the space ahead).
+pub(crate) fn is_after(a: i32, b: i32) -> bool {
+    let ahead = (i64::from(a) - i64::from(b)).rem_euclid(i64::from(i32::MAX) + 1);
+    ahead > 0 && ahead < 1 << 29
+}
+
 #[derive(Debug)]
 struct PartitionQueue {
     batches: VecDeque<Batch>,
@@ -277,7 +284,11 @@ impl Accumulator {
     pub(crate) fn acknowledged(&mut self, batch: &Batch) {
         if let Some(queue) = self.queues.get_mut(&batch.tp) {
             if let Some(sequence) = queue.in_flight.remove(&batch.id) {
-                queue.last_acked = sequence_add(sequence, batch.count() - 1);
+                // Answers to pipelined requests may be settled out of order: keep the highest.
+                let last = sequence_add(sequence, batch.count() - 1);
+                if queue.last_acked < 0 || is_after(last, queue.last_acked) {
+                    queue.last_acked = last;
+                }
             }
         }
         self.incomplete -= batch.records.len();
@@ -310,11 +321,7 @@ impl Accumulator {
             return;
         };
         let count = batch.count();
-        // "Later" in the wrapping sequence space: less than half the space ahead.
-        let after = |s: i32| {
-            let ahead = (i64::from(s) - i64::from(failed)).rem_euclid(i64::from(i32::MAX) + 1);
-            ahead > 0 && ahead < 1 << 30
-        };
+        let after = |s: i32| is_after(s, failed);
         queue.next_sequence = sequence_add(queue.next_sequence, -count);
         for sequence in queue.in_flight.values_mut() {
             if after(*sequence) {

@@ -148,7 +148,25 @@ fn an_unwritten_failure_moves_later_sequences_down() {
 }
 
 #[test]
+fn acknowledgements_settled_out_of_order_keep_the_highest_sequence() {
+    let mut acc = Accumulator::default();
+    let now = Instant::now();
+    let t = topic(1);
+    let tp = TopicPartition::new("t", 0);
+    acc.append(record(Some(0), None, 200), &t, false, 261, now);
+    acc.append(record(Some(0), None, 200), &t, false, 261, now);
+    let first = acc.drain(&tp, true).unwrap();
+    let second = acc.drain(&tp, true).unwrap();
+    acc.acknowledged(&second);
+    acc.acknowledged(&first);
+    assert!(acc.is_next_sequence(&tp, 2));
+}
+
+#[test]
 fn sequences_wrap_to_zero() {
+    assert!(is_after(0, i32::MAX));
+    assert!(!is_after(i32::MAX, 0));
+    assert!(is_after(5, 3) && !is_after(3, 5) && !is_after(3, 3));
     assert_eq!(sequence_add(i32::MAX, 1), 0);
     assert_eq!(sequence_add(0, -1), i32::MAX);
     assert_eq!(sequence_add(-1, 1), 0);

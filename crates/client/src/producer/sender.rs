@@ -176,9 +176,16 @@ async fn send_request(
         Ok(connection) => connection,
         Err(e) => return complete_request(shared, leader, permit, kept, Err(e)),
     };
-    let mut exchange = Box::pin(exchange(shared.clone(), connection, encoded));
-    // The first poll queues the request on the connection's writer (a FIFO lock), so requests go out in the order their batches were drained:
-    // with several in flight, a partition's batches must not overtake each other.
+    // The first poll queues the request on the connection's writer (a FIFO
+    // lock), so requests go out in the order their batches were drained: with
+    // several in flight, a partition's batches must not overtake each other.
+    // `unconstrained`: with its cooperative budget spent, tokio would answer that
+    // poll with Pending before queueing, and a later request could go first.
+    let mut exchange = Box::pin(tokio::task::unconstrained(exchange(
+        shared.clone(),
+        connection,
+        encoded,
+    )));
     let first = std::future::poll_fn(|cx| {
         std::task::Poll::Ready(match exchange.as_mut().poll(cx) {
             std::task::Poll::Ready(outcome) => Some(outcome),
