@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
@@ -227,7 +227,8 @@ fn fail(inner: &Inner, partitions: &[(TopicPartition, u64)], error: Error) {
 }
 
 /// Sends a Fetch to every leader with fetchable partitions and none in flight.
-/// Returns whether some partition has no known leader (retry after a back-off).
+/// Returns whether some partition has no known leader or is backing off after an
+/// error (so the loop wakes again after `retry.backoff.ms`).
 fn start_fetches(
     inner: &Arc<Inner>,
     in_flight: &mut JoinSet<Finished>,
@@ -240,18 +241,24 @@ fn start_fetches(
         .max(per_partition);
     let mut by_leader: HashMap<i32, Vec<Requested>> = HashMap::new();
     let mut leaderless = false;
+    let mut backing_off = false;
     {
         let mut state = inner.state.lock();
         let buffered: usize = state.partitions.values().map(|p| p.buffered_bytes).sum();
         if buffered >= total_cap {
             return false;
         }
+        let now = Instant::now();
         for (tp, p) in state.partitions.iter_mut() {
             if p.phase != Phase::Fetching
                 || p.paused
                 || p.in_flight
                 || p.buffered_bytes >= per_partition
             {
+                continue;
+            }
+            if p.retry_at.is_some_and(|at| at > now) {
+                backing_off = true;
                 continue;
             }
             let Some(leader) = metadata.leader(&tp.topic, tp.partition) else {
@@ -285,7 +292,7 @@ fn start_fetches(
             }
         });
     }
-    leaderless
+    leaderless || backing_off
 }
 
 /// Sends one Fetch to `broker` and decodes the answer.
@@ -371,9 +378,14 @@ async fn fetch(
 /// offsets it asked for, and reacts to errors.
 fn apply(inner: &Inner, finished: Finished) {
     let mut state = inner.state.lock();
+    let retry_at = Instant::now() + inner.config.client.retry_backoff;
+    let failed = finished.result.is_err();
     for r in &finished.requested {
         if let Some(p) = state.partitions.get_mut(&r.tp) {
             p.in_flight = false;
+            if failed && p.epoch == r.epoch {
+                p.retry_at = Some(retry_at);
+            }
         }
     }
     let outcomes = match finished.result {
@@ -442,7 +454,11 @@ fn apply(inner: &Inner, finished: Finished) {
                         reset => p.restart(Phase::AwaitReset(reset)),
                     }
                 }
-                _ if e.needs_metadata_refresh() || e.is_retriable() => stale = true,
+                _ if e.needs_metadata_refresh() || e.is_retriable() => {
+                    tracing::debug!(%tp, error = %e, "retrying the partition's fetch");
+                    p.retry_at = Some(retry_at);
+                    stale = true;
+                }
                 _ => {
                     p.restart(Phase::Failed);
                     state.errors.push_back(e);

@@ -58,6 +58,8 @@ pub(crate) struct PartitionState {
     pub epoch: u64,
     /// A Fetch covering this partition is in flight.
     pub in_flight: bool,
+    /// After a retriable error: not fetched again before this (`retry.backoff.ms`).
+    pub retry_at: Option<std::time::Instant>,
 }
 
 impl PartitionState {
@@ -72,6 +74,7 @@ impl PartitionState {
             buffered_bytes: 0,
             epoch: next_epoch(),
             in_flight: false,
+            retry_at: None,
         }
     }
 
@@ -81,6 +84,7 @@ impl PartitionState {
         self.buffer.clear();
         self.buffered_bytes = 0;
         self.epoch = next_epoch();
+        self.retry_at = None;
     }
 
     /// Starts fetching at `offset`.
