@@ -390,16 +390,27 @@ async fn idempotent_retries_across_a_broker_restart_write_no_duplicates() {
         .unwrap();
     assert!(producer.is_idempotent());
     let mut deliveries = Vec::new();
-    for i in 0..2000 {
+    let acknowledged = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    for i in 0..=1000 {
         let record = ProducerRecord::new(&topic).value(format!("{i}"));
-        deliveries.push(producer.send(record).await.unwrap());
-        if i == 1000 {
-            // Stop the broker with batches queued and in flight; they are retried
-            // against the restarted broker.
-            server.shutdown().await.unwrap();
-            break;
-        }
+        let counter = acknowledged.clone();
+        producer
+            .send_with_callback(record, move |result| {
+                if result.is_ok() {
+                    counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+            })
+            .await
+            .unwrap();
     }
+    // Stop the broker with records queued and in flight; they are retried against
+    // the restarted broker.
+    let before_shutdown = acknowledged.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        before_shutdown < 1001,
+        "records were outstanding at shutdown"
+    );
+    server.shutdown().await.unwrap();
     let server = start(dir.path(), &addr).await;
     for i in 1001..2000 {
         let record = ProducerRecord::new(&topic).value(format!("{i}"));
@@ -408,6 +419,8 @@ async fn idempotent_retries_across_a_broker_restart_write_no_duplicates() {
     for d in deliveries {
         d.await.unwrap();
     }
+    producer.flush().await;
+    assert_eq!(acknowledged.load(std::sync::atomic::Ordering::SeqCst), 1001);
     let fresh = Cluster::connect(ClientConfig::new(&addr)).await.unwrap();
     let values: Vec<String> = fetch_all(&fresh, &topic, 0)
         .await
