@@ -323,6 +323,31 @@ async fn an_out_of_range_position_resets_or_fails_per_auto_offset_reset() {
     }
 }
 
+/// Runnel only (Tansu creates topics on first use): a consumer assigned a topic that
+/// does not exist yet keeps looking it up, and reads it once it is created.
+#[tokio::test]
+async fn an_assigned_topic_created_later_is_read_once_it_exists() {
+    let broker = TestBroker::start(Kind::Runnel, &[("auto.create.topics.enable", "false")]).await;
+    let cluster = cluster(&broker).await;
+    let topic = unique("later");
+    let consumer = Consumer::new(config(&broker).auto_offset_reset(OffsetReset::Earliest))
+        .await
+        .unwrap();
+    consumer
+        .assign(&[TopicPartition::new(&topic, 0)])
+        .await
+        .unwrap();
+    let waiting = tokio::spawn(async move {
+        let record = recv(&consumer).await;
+        (record.offset, value(&record))
+    });
+    create_topic(&cluster, &topic, 1).await;
+    produce(&cluster, &topic, 0, &["first"], Compression::None).await;
+    let got = tokio::time::timeout(WAIT, waiting).await.unwrap().unwrap();
+    assert_eq!(got, (0, "first".to_string()));
+    broker.stop().await;
+}
+
 /// Runnel only: Tansu ignores the timestamp of a ListOffsets lookup and answers the
 /// log start offset (verified), and its "latest" is not the log end offset.
 #[tokio::test]

@@ -25,7 +25,9 @@ pub struct Args {
     #[arg(long)]
     pub duration: Option<f64>,
     /// Consume as a member of this group (subscribing; a new group starts at the
-    /// beginning). Without it the partitions are assigned by hand, as loadgen does.
+    /// beginning). The time to join, including the broker's
+    /// group.initial.rebalance.delay.ms, counts in the elapsed time. Without it the
+    /// partitions are assigned by hand, as bench/loadgen does.
     #[arg(long)]
     pub group: Option<String>,
     /// `fetch.max.bytes`.

@@ -203,7 +203,11 @@ async fn resolve_resets(
             inner.notify_data();
             false
         }
-        Err(e) if e.is_retriable() || e.needs_metadata_refresh() => true,
+        // A topic or partition not created yet is waited for, as the Java client does.
+        Err(e) if e.is_retriable() || e.needs_metadata_refresh() || unknown(&e) => {
+            tracing::debug!(error = %e, "offset lookup failed; retrying");
+            true
+        }
         Err(e) => {
             let tps: Vec<(TopicPartition, u64)> =
                 partitions.into_iter().map(|(tp, e, _)| (tp, e)).collect();
@@ -211,6 +215,13 @@ async fn resolve_resets(
             false
         }
     }
+}
+
+fn unknown(error: &Error) -> bool {
+    matches!(
+        error,
+        Error::UnknownTopic(_) | Error::UnknownPartition { .. }
+    )
 }
 
 /// Stops `partitions` and hands `error` to the user.
