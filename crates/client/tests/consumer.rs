@@ -607,3 +607,45 @@ async fn the_stream_yields_records_and_ends_after_close() {
     assert!(next_item(stream.as_mut()).await.is_none());
     broker.stop().await;
 }
+
+#[tokio::test]
+async fn auto_commit_commits_positions_periodically_and_on_close() {
+    for kind in ALL {
+        eprintln!("against {kind:?}");
+        let broker = TestBroker::start(kind, &[]).await;
+        let cluster = cluster(&broker).await;
+        let topic = unique("autocommit");
+        let group = unique("g");
+        create_topic(&cluster, &topic, 1).await;
+        let tp = TopicPartition::new(&topic, 0);
+        produce(&cluster, &topic, 0, &["a", "b", "c"], Compression::None).await;
+        let consumer = Consumer::new(
+            config(&broker)
+                .group_id(group.clone())
+                .auto_offset_reset(OffsetReset::Earliest)
+                .set("auto.commit.interval.ms", "100")
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+        consumer.assign(std::slice::from_ref(&tp)).await.unwrap();
+        recv_n(&consumer, 2).await;
+        // The periodic commit catches up with the position.
+        tokio::time::timeout(WAIT, async {
+            while consumer.committed(std::slice::from_ref(&tp)).await.unwrap()[&tp] != Some(2) {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await
+        .expect("auto-committed within the wait");
+        recv(&consumer).await;
+        consumer.close().await.unwrap();
+
+        let check = Consumer::new(config(&broker).group_id(group.clone()))
+            .await
+            .unwrap();
+        let committed = check.committed(std::slice::from_ref(&tp)).await.unwrap();
+        assert_eq!(committed[&tp], Some(3), "{kind:?}: committed on close");
+        broker.stop().await;
+    }
+}
