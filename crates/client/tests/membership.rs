@@ -65,9 +65,10 @@ impl Group {
 
     /// Spawns a member with its own cluster connection; returns its index.
     async fn join(&mut self, broker: &TestBroker, config: MemberConfig, topic: &str) -> usize {
-        let cluster = Cluster::connect(ClientConfig::new(broker.bootstrap()))
-            .await
-            .unwrap();
+        // Metadata ages fast so a leader notices new topics within the test.
+        let mut client = ClientConfig::new(broker.bootstrap());
+        client.metadata_max_age = Duration::from_millis(300);
+        let cluster = Cluster::connect(client).await.unwrap();
         let MemberHandle {
             mut events,
             generation,
@@ -233,6 +234,33 @@ async fn a_single_member_gets_every_partition() {
         group.leave(0).await;
         assert!(group.owned()[0].is_empty(), "{kind:?}: revoked on leave");
         assert_eq!(group.generation(0), None, "{kind:?}");
+        broker.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_topic_created_after_joining_is_assigned() {
+    for kind in ALL {
+        let broker = TestBroker::start(kind, &[]).await;
+        let topic = unique("later");
+        let mut group = Group::new(kind, Duration::ZERO);
+        let strategy = AssignmentStrategy::CooperativeSticky;
+        let a = group
+            .join(&broker, classic(&unique("g"), strategy), &topic)
+            .await;
+        let mut generation = group.generations[a].clone();
+        // (The guard `wait_for` returns is dropped at once: holding it would
+        // block the member's next generation update.)
+        let joined = tokio::time::timeout(DEADLINE, generation.wait_for(Option::is_some))
+            .await
+            .is_ok_and(|r| r.is_ok());
+        assert!(joined, "{kind:?}: joined with nothing to assign");
+        assert!(group.owned()[a].is_empty());
+        // The leader sees the topic appear in the metadata and rebalances.
+        create_topic(&broker, &topic).await;
+        group
+            .until("the new topic assigned", split(&topic, &[6]))
+            .await;
         broker.stop().await;
     }
 }

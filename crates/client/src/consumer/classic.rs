@@ -48,6 +48,7 @@ pub(crate) async fn run(
         member_id: String::new(),
         generation_id: -1,
         owned: BTreeSet::new(),
+        assigned_with: None,
     };
     let outcome = member.run(&mut leave).await;
     if let Err(error) = outcome {
@@ -68,6 +69,13 @@ enum Next {
     Leave,
 }
 
+/// The group's topics and their partition counts (absent: no such topic).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Snapshot {
+    topics: Vec<String>,
+    counts: BTreeMap<String, usize>,
+}
+
 #[derive(Debug)]
 struct Member {
     cluster: Arc<Cluster>,
@@ -79,6 +87,8 @@ struct Member {
     /// -1 outside a generation.
     generation_id: i32,
     owned: BTreeSet<TopicPartition>,
+    /// The leader's view when it assigned; a change means a rebalance.
+    assigned_with: Option<Snapshot>,
 }
 
 impl Member {
@@ -166,11 +176,14 @@ impl Member {
 
     /// Joins and syncs once: `Some(assignment)` on success, `None` to try again.
     async fn join_and_sync(&mut self) -> Result<Option<Vec<TopicPartition>>> {
+        self.assigned_with = None;
         let Some(joined) = self.join().await? else {
             return Ok(None);
         };
         let assignments = if joined.leader == joined.member_id && !joined.skip_assignment {
-            self.lead(&joined).await?
+            let (assignments, snapshot) = self.lead(&joined).await?;
+            self.assigned_with = Some(snapshot);
+            assignments
         } else {
             Vec::new()
         };
@@ -257,8 +270,12 @@ impl Member {
         }
     }
 
-    /// The leader's part: runs the assignor over every member's subscription.
-    async fn lead(&self, joined: &JoinGroupResponse) -> Result<Vec<SyncGroupRequestAssignment>> {
+    /// The leader's part: runs the assignor over every member's subscription;
+    /// returns the assignments and the partition counts they were made with.
+    async fn lead(
+        &self,
+        joined: &JoinGroupResponse,
+    ) -> Result<(Vec<SyncGroupRequestAssignment>, Snapshot)> {
         let members = joined
             .members
             .iter()
@@ -277,23 +294,51 @@ impl Member {
             .into_iter()
             .collect();
         self.cluster.refresh_metadata(&topics).await?;
-        let metadata = self.cluster.metadata();
-        let counts: BTreeMap<String, i32> = topics
-            .iter()
-            .filter_map(|t| {
-                let info = metadata.topics.get(t)?;
-                Some((t.clone(), info.partitions.len() as i32))
-            })
-            .collect();
-        let plan = assignor::assign(self.config.strategy, &members, &counts);
+        let counts = self.partition_counts(&topics);
+        let plan = assignor::assign(
+            self.config.strategy,
+            &members,
+            &counts.iter().map(|(t, &n)| (t.clone(), n as i32)).collect(),
+        );
         tracing::debug!(group = %self.config.group_id, ?plan, "assigned as leader");
-        plan.iter()
+        let assignments = plan
+            .iter()
             .map(|(member, partitions)| {
                 Ok(SyncGroupRequestAssignment::default()
                     .with_member_id(StrBytes::from_string(member.clone()))
                     .with_assignment(assignor::encode_assignment(partitions)?))
             })
+            .collect::<Result<_>>()?;
+        Ok((assignments, Snapshot { topics, counts }))
+    }
+
+    /// Partition counts of `topics` in the cached metadata (absent: no such topic).
+    fn partition_counts(&self, topics: &[String]) -> BTreeMap<String, usize> {
+        let metadata = self.cluster.metadata();
+        topics
+            .iter()
+            .filter_map(|t| Some((t.clone(), metadata.topics.get(t)?.partitions.len())))
             .collect()
+    }
+
+    /// The leader's watch on the metadata (as Java's `assignmentSnapshot`): when a
+    /// topic of the group appears or gains partitions, the group must rebalance.
+    async fn metadata_changed(&self) -> bool {
+        let Some(before) = &self.assigned_with else {
+            return false;
+        };
+        if self.cluster.metadata_is_stale() {
+            if let Err(error) = self.cluster.refresh_metadata(&before.topics).await {
+                tracing::debug!(%error, "metadata refresh failed");
+                return false;
+            }
+        }
+        let now = self.partition_counts(&before.topics);
+        if now != before.counts {
+            tracing::info!(before = ?before.counts, ?now, "the group's topics changed; rebalancing");
+            return true;
+        }
+        false
     }
 
     /// SyncGroup: `Some(assignment)`, or `None` to rejoin.
@@ -364,6 +409,9 @@ impl Member {
             tokio::select! {
                 _ = tokio::time::sleep(self.config.heartbeat_interval) => {}
                 _ = leave.requested() => return Ok(Next::Leave),
+            }
+            if self.metadata_changed().await {
+                return Ok(Next::Rejoin);
             }
             let request = HeartbeatRequest::default()
                 .with_group_id(self.group_id())

@@ -92,7 +92,11 @@ pub enum MemberEvent {
 pub struct MemberHandle {
     /// Events in order.
     pub events: mpsc::Receiver<MemberEvent>,
-    /// The identity to commit with; `None` while not in a generation.
+    /// The identity to commit with; `None` while not in a generation. Classic:
+    /// set once SyncGroup succeeds, cleared when a rebalance starts. KIP-848: the
+    /// latest member epoch the coordinator answered (commits must carry it),
+    /// cleared when fenced or leaving. Do not hold a borrow of it across an
+    /// `.await`: the member cannot publish the next one meanwhile.
     pub generation: watch::Receiver<Option<Generation>>,
     /// Send `()` (or drop) to leave the group; the task revokes everything first
     /// (an `Revoke` event), sends LeaveGroup (or the KIP-848 leave heartbeat) and ends.
