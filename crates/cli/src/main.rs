@@ -1,8 +1,5 @@
 //! The `runnel` binary: the broker (`runnel server`) and the tools that talk to one.
 
-// While the client-side subcommands are being filled in, some shared helpers are unused.
-#![allow(dead_code)]
-
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
