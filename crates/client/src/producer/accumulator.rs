@@ -141,13 +141,21 @@ impl Accumulator {
         now: Instant,
     ) -> Appended {
         let partitions = topic.partitions.len() as i32;
-        let partition = match (record.partition, &record.key) {
+        // The record's topic name becomes the key; looked up before it is
+        // cloned, which only a new partition queue needs.
+        let mut tp = TopicPartition::new(record.topic, 0);
+        tp.partition = match (record.partition, &record.key) {
             (Some(p), _) => p,
             (None, Some(key)) if !ignore_keys => partition_for_key(key, partitions),
-            _ => self.sticky_partition(topic, record.size, batch_size),
+            _ => self.sticky_partition(&mut tp, topic, record.size, batch_size),
         };
-        let tp = TopicPartition::new(record.topic, partition);
-        let queue = self.queues.entry(tp.clone()).or_default();
+        let partition = tp.partition;
+        if !self.queues.contains_key(&tp) {
+            self.queues.insert(tp.clone(), PartitionQueue::default());
+        }
+        let Some(queue) = self.queues.get_mut(&tp) else {
+            unreachable!("the queue was just ensured");
+        };
         let new_batch = queue.needs_new_batch(record.size, batch_size);
         if new_batch {
             let id = self.next_id;
@@ -183,24 +191,37 @@ impl Accumulator {
         }
     }
 
-    fn sticky_partition(&mut self, topic: &TopicInfo, size: usize, batch_size: usize) -> i32 {
+    /// The sticky partition of `tp.topic` for a record of `size` bytes; `tp` is
+    /// scratch space (its partition is overwritten).
+    fn sticky_partition(
+        &mut self,
+        tp: &mut TopicPartition,
+        topic: &TopicInfo,
+        size: usize,
+        batch_size: usize,
+    ) -> i32 {
         let partitions = topic.partitions.len() as i32;
-        let available: Vec<i32> = topic
-            .partitions
-            .iter()
-            .filter(|p| p.leader >= 0)
-            .map(|p| p.partition)
-            .collect();
-        let (mut partition, used) = self.sticky.current(&topic.name, partitions, &available);
-        let tp = TopicPartition::new(topic.name.clone(), partition);
+        let available = || -> Vec<i32> {
+            topic
+                .partitions
+                .iter()
+                .filter(|p| p.leader >= 0)
+                .map(|p| p.partition)
+                .collect()
+        };
+        let (mut partition, used) = match self.sticky.known(&topic.name, partitions) {
+            Some(known) => known,
+            None => self.sticky.current(&topic.name, partitions, &available()),
+        };
+        tp.partition = partition;
         let needs_new = self
             .queues
-            .get(&tp)
+            .get(tp)
             .is_none_or(|q| q.needs_new_batch(size, batch_size));
         if needs_new && used {
             partition = self
                 .sticky
-                .next(&topic.name, partition, partitions, &available);
+                .next(&topic.name, partition, partitions, &available());
         }
         if needs_new {
             self.sticky.mark_used(&topic.name);

@@ -30,7 +30,7 @@ use parking_lot::Mutex;
 use runnel_protocol::batch::RecordSpec;
 use tokio::sync::{oneshot, Notify, Semaphore};
 
-use crate::cluster::{Cluster, TopicInfo};
+use crate::cluster::{Cluster, Metadata};
 use crate::error::{Error, Result};
 
 mod accumulator;
@@ -214,8 +214,12 @@ impl Producer {
                 format!("sending to {}", record.topic),
             ));
         }
-        let deadline = Instant::now() + config.max_block;
-        let topic = self.topic(&record.topic, deadline).await?;
+        let now = Instant::now();
+        let deadline = now + config.max_block;
+        let metadata = self.topic(&record.topic, deadline).await?;
+        let Some(topic) = metadata.topics.get(&record.topic) else {
+            return Err(Error::UnknownTopic(record.topic));
+        };
         if let Some(p) = record.partition {
             if p < 0 || p as usize >= topic.partitions.len() {
                 return Err(Error::UnknownPartition {
@@ -252,10 +256,10 @@ impl Producer {
             }
             acc.append(
                 append,
-                &topic,
+                topic,
                 config.partitioner_ignore_keys,
                 config.batch_size,
-                Instant::now(),
+                now,
             )
         };
         if appended.new_batch || appended.full || config.linger.is_zero() {
@@ -290,24 +294,32 @@ impl Producer {
         }
     }
 
-    /// The topic's metadata, asking the broker (and letting it auto-create the
-    /// topic if it does) until `deadline`, as the Java client waits `max.block.ms`.
-    async fn topic(&self, name: &str, deadline: Instant) -> Result<TopicInfo> {
+    /// Metadata that has the topic's partitions, asking the broker (and letting
+    /// it auto-create the topic if it does) until `deadline`, as the Java client
+    /// waits `max.block.ms`. The snapshot is shared, not copied: this runs for
+    /// every record.
+    async fn topic(&self, name: &str, deadline: Instant) -> Result<Arc<Metadata>> {
         let cluster = &self.shared.cluster;
-        if let Some(topic) = cluster.metadata().topics.get(name) {
-            if !topic.partitions.is_empty() {
-                return Ok(topic.clone());
-            }
+        let metadata = cluster.metadata();
+        if metadata
+            .topics
+            .get(name)
+            .is_some_and(|t| !t.partitions.is_empty())
+        {
+            return Ok(metadata);
         }
         if name.is_empty() {
             return Err(Error::InvalidArgument("the topic name is empty".into()));
         }
         loop {
             let errors = cluster.fetch_metadata(&[name.to_owned()], true).await?;
-            if let Some(topic) = cluster.metadata().topics.get(name) {
-                if !topic.partitions.is_empty() {
-                    return Ok(topic.clone());
-                }
+            let metadata = cluster.metadata();
+            if metadata
+                .topics
+                .get(name)
+                .is_some_and(|t| !t.partitions.is_empty())
+            {
+                return Ok(metadata);
             }
             let code = errors.iter().find(|(t, _)| t == name).map(|(_, c)| *c);
             let retriable = code

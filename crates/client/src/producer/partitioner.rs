@@ -70,6 +70,15 @@ pub(crate) struct StickyPartitions {
 
 impl StickyPartitions {
     /// The sticky partition of `topic` and whether a batch was started on it,
+    /// if one was chosen (and is below `partitions`).
+    pub(crate) fn known(&self, topic: &str, partitions: i32) -> Option<(i32, bool)> {
+        self.by_topic
+            .get(topic)
+            .filter(|(p, _)| *p < partitions)
+            .copied()
+    }
+
+    /// The sticky partition of `topic` and whether a batch was started on it,
     /// choosing one among `available` (partitions with a leader) or all
     /// `partitions` if none has one.
     pub(crate) fn current(
