@@ -441,7 +441,17 @@ impl Segment {
             }
             end = next_end;
         }
-        debug_assert!(end > position && end <= self.size);
+        if end <= position || end > self.size {
+            // Only a segment whose trusted index or header lies (a clean
+            // shutdown over damaged files) gets here.
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "batches from position {position} end at {end}, outside the segment's {} bytes",
+                    self.size
+                ),
+            ));
+        }
         Ok(end)
     }
 
