@@ -17,6 +17,8 @@ cd "$ROOT"
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 export RUNNEL_BIN="$CARGO_TARGET_DIR/debug/runnel"
+# Incremental caches only pay off across edits; in one run they cost gigabytes of disk.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 JAVA_CLIENT_PACKAGE="shigawire-apache-flink-libraries==2.0.0.post1"
 # The peer broker the client crate is also tested against (and bench/run.sh compares
 # with): Tansu's static binary inside a PyPI package.
