@@ -1024,7 +1024,8 @@ impl ClassicGroup {
     /// A static member restarted: it takes over the old member's place
     /// under a new member id, and whatever the old id was waiting on is
     /// answered FENCED_INSTANCE_ID. A Stable group whose member comes back
-    /// with the same protocols carries on without a rebalance.
+    /// without changing the group's selected protocol carries on without a
+    /// rebalance.
     fn replace_static_member(
         &mut self,
         now: Millis,
@@ -1047,7 +1048,6 @@ impl ClassicGroup {
         if let Some(request) = member.held_sync.take() {
             out.push(Output::Sync(request, sync_error(fenced)));
         }
-        let unchanged = member.protocols == req.protocols;
         member.member_id = member_id.clone();
         member.client_id = req.client_id;
         member.client_host = req.client_host;
@@ -1066,6 +1066,13 @@ impl ClassicGroup {
         if self.pending_sync.remove(&old_member_id) {
             self.pending_sync.insert(member_id.clone());
         }
+        // As in Kafka, only a change of the group's selected protocol forces
+        // a rebalance. A restarted client's subscription bytes often differ
+        // (a Java consumer no longer lists the partitions it owned) and must
+        // not cost the group a rebalance; the leader, answered with
+        // skip_assignment, sees the new metadata and rejoins itself if the
+        // subscription really changed (KIP-345, KIP-814).
+        let unchanged = self.select_protocol() == self.protocol;
         tracing::info!(
             group = %self.group_id,
             old_member = %old_member_id,

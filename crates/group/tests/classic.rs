@@ -675,26 +675,33 @@ fn static_leader_restart_skips_assignment_from_v9() {
     assert_eq!(h.group.generation(), 1);
 }
 
+/// Kafka rebalances a returning static member only when the group's
+/// selected protocol would change; new subscription bytes alone do not. The
+/// leader learns them from its skip_assignment answer instead.
 #[test]
-fn static_member_with_changed_protocols_rebalances() {
+fn static_member_with_changed_subscription_keeps_the_generation() {
     let mut h = Harness::new(cfg(3_000));
     let (a, b) = stable_static_group(&mut h);
     let req = h.join_req("", Some("b"), range(&["t", "u"]));
     let request = req.request;
     let out = h.join(req);
-    assert!(not_answered(&out, request));
-    assert_eq!(persists(&out), 0);
-    assert_eq!(h.group.state(), ClassicState::PreparingRebalance);
+    let answer = join_answer(&out, request);
+    assert_eq!(answer.error, 0);
+    assert_eq!(answer.generation_id, 1);
+    assert_eq!(h.group.state(), ClassicState::Stable);
+    let new_b = answer.member_id;
     assert_eq!(
         h.heartbeat(&b, Some("b")),
         code(ResponseError::FencedInstanceId)
     );
-    let req = h.join_req(&a, Some("a"), range(&["t"]));
+    // The leader's own static restart hands it everyone's current metadata.
+    let req = h.join_req("", Some("a"), range(&["t"]));
     let ra = req.request;
     let out = h.join(req);
     let leader = join_answer(&out, ra);
-    assert_eq!(leader.generation_id, 2);
-    let new_b = join_answer(&out, request).member_id;
+    assert!(leader.skip_assignment);
+    assert_eq!(leader.generation_id, 1);
+    assert_ne!(leader.member_id, a);
     let b_meta = leader
         .members
         .iter()
@@ -702,6 +709,33 @@ fn static_member_with_changed_protocols_rebalances() {
         .unwrap();
     assert_eq!(b_meta.metadata, subscription(&["t", "u"]));
     assert_eq!(b_meta.group_instance_id.as_deref(), Some("b"));
+}
+
+#[test]
+fn static_member_changing_the_selected_protocol_rebalances() {
+    let mut h = Harness::new(cfg(3_000));
+    let req = h.join_req("", Some("a"), protocols(&["range", "roundrobin"]));
+    let ra = req.request;
+    h.join(req);
+    let out = h.finish_join_phase();
+    let a = join_answer(&out, ra).member_id;
+    h.sync(
+        &a,
+        Some("a"),
+        1,
+        vec![(a.clone(), Bytes::from_static(b"pa"))],
+    );
+    assert_eq!(h.group.state(), ClassicState::Stable);
+    assert_eq!(h.group.protocol_name(), Some("range"));
+
+    let req = h.join_req("", Some("a"), protocols(&["roundrobin"]));
+    let request = req.request;
+    let out = h.join(req);
+    // The only member has rejoined, so the new round completes at once.
+    let answer = join_answer(&out, request);
+    assert_eq!(answer.generation_id, 2);
+    assert_eq!(answer.protocol_name.as_deref(), Some("roundrobin"));
+    assert_eq!(h.group.state(), ClassicState::CompletingRebalance);
 }
 
 #[test]
