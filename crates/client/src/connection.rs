@@ -130,9 +130,31 @@ impl Connection {
 
     /// Sends `request` at `version` and waits for its response.
     pub async fn send_version<R: Request>(&self, request: &R, version: i16) -> Result<R::Response> {
+        self.send_version_within(request, version, self.request_timeout)
+            .await
+    }
+
+    /// Sends `request` at the best common version and waits up to `timeout`
+    /// for its response, for requests the broker may legitimately hold longer
+    /// than `request.timeout.ms` (JoinGroup waits for the whole group).
+    pub async fn send_within<R: Request>(
+        &self,
+        request: &R,
+        timeout: Duration,
+    ) -> Result<R::Response> {
+        let version = self.version_for::<R>(None)?;
+        self.send_version_within(request, version, timeout).await
+    }
+
+    async fn send_version_within<R: Request>(
+        &self,
+        request: &R,
+        version: i16,
+        timeout: Duration,
+    ) -> Result<R::Response> {
         let (correlation, rx) = self.write_request(request, version, true).await?;
         let rx = rx.expect("a response is expected");
-        let frame = match tokio::time::timeout(self.request_timeout, rx).await {
+        let frame = match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(result)) => result?,
             Ok(Err(_)) => return Err(self.broken("the connection closed")),
             Err(_) => {
@@ -141,7 +163,7 @@ impl Connection {
                     "{} v{version} to {} after {:?}",
                     api_name(R::KEY),
                     self.addr,
-                    self.request_timeout
+                    timeout
                 )));
             }
         };

@@ -55,3 +55,55 @@ async fn unknown_topic_is_reported_as_such() {
     );
     broker.stop().await;
 }
+
+/// The coordinator holds a JoinGroup for `group.initial.rebalance.delay.ms`:
+/// longer than this client's request timeout, which `send_within` outwaits.
+#[tokio::test]
+async fn a_request_held_longer_than_the_request_timeout_can_be_awaited() {
+    use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+    use kafka_protocol::messages::{GroupId, JoinGroupRequest};
+    use kafka_protocol::protocol::StrBytes;
+    use std::time::{Duration, Instant};
+
+    let broker = TestBroker::start(
+        Kind::Runnel,
+        &[("group.initial.rebalance.delay.ms", "1500")],
+    )
+    .await;
+    let cluster = Cluster::connect(
+        ClientConfig::new(broker.bootstrap()).request_timeout(Duration::from_millis(500)),
+    )
+    .await
+    .unwrap();
+    let id = cluster.metadata().brokers.keys().next().copied().unwrap();
+    let connection = cluster.broker(id).await.unwrap();
+    let join = |member: &str| {
+        JoinGroupRequest::default()
+            .with_group_id(GroupId(StrBytes::from_static_str("held")))
+            .with_session_timeout_ms(10_000)
+            .with_rebalance_timeout_ms(10_000)
+            .with_member_id(StrBytes::from_string(member.to_owned()))
+            .with_protocol_type(StrBytes::from_static_str("consumer"))
+            .with_protocols(vec![JoinGroupRequestProtocol::default()
+                .with_name(StrBytes::from_static_str("range"))
+                .with_metadata(bytes::Bytes::from_static(b"m"))])
+    };
+    // KIP-394: the first JoinGroup only hands out a member id.
+    let first = connection.send(&join("")).await.unwrap();
+    assert_eq!(first.error_code, 79, "MEMBER_ID_REQUIRED");
+    let member = first.member_id.to_string();
+
+    let err = connection.send(&join(&member)).await.unwrap_err();
+    assert!(matches!(err, Error::Timeout(_)), "{err:?}");
+
+    let start = Instant::now();
+    let joined = connection
+        .send_within(&join(&member), Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(joined.error_code, 0);
+    assert_eq!(joined.generation_id, 1);
+    assert_eq!(joined.member_id.as_str(), member);
+    assert!(start.elapsed() < Duration::from_secs(10));
+    broker.stop().await;
+}

@@ -15,6 +15,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::time::Duration;
 
 use kafka_protocol::error::ResponseError as E;
 use kafka_protocol::messages::{
@@ -31,6 +32,9 @@ use crate::error::{Error, Result};
 use crate::types::TopicPartition;
 
 const PROTOCOL_TYPE: &str = "consumer";
+
+/// How much longer than the rebalance timeout a JoinGroup may take.
+const JOIN_GROUP_GRACE: Duration = Duration::from_secs(5);
 
 /// Runs a classic member until it leaves or fails.
 pub(crate) async fn run(
@@ -132,11 +136,17 @@ impl Member {
     /// Sends `request` to the coordinator at the best common version; forgets the
     /// coordinator when the call fails on the way.
     async fn call<R: Request>(&self, request: &R) -> Result<R::Response> {
+        self.call_within(request, self.cluster.config().request_timeout)
+            .await
+    }
+
+    /// [`Self::call`] waiting up to `timeout` for the answer.
+    async fn call_within<R: Request>(&self, request: &R, timeout: Duration) -> Result<R::Response> {
         let (_, connection) = self
             .cluster
             .coordinator(CoordinatorKind::Group, &self.config.group_id)
             .await?;
-        let result = connection.send(request).await;
+        let result = connection.send_within(request, timeout).await;
         if let Err(e) = &result {
             if recovery(e) == Recovery::FindCoordinator {
                 self.cluster
@@ -219,7 +229,15 @@ impl Member {
                 .with_protocols(vec![JoinGroupRequestProtocol::default()
                     .with_name(StrBytes::from_static_str(strategy))
                     .with_metadata(metadata.clone())]);
-            let response = match self.call(&request).await {
+            // The coordinator holds a JoinGroup until every member has
+            // rejoined, up to the rebalance timeout: wait that long and 5 s
+            // more, as the Java client does.
+            let timeout = self
+                .cluster
+                .config()
+                .request_timeout
+                .max(self.config.rebalance_timeout + JOIN_GROUP_GRACE);
+            let response = match self.call_within(&request, timeout).await {
                 Ok(response) => response,
                 Err(e) => {
                     self.recover(e).await?;
