@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -648,4 +648,148 @@ async fn auto_commit_commits_positions_periodically_and_on_close() {
         assert_eq!(committed[&tp], Some(3), "{kind:?}: committed on close");
         broker.stop().await;
     }
+}
+
+/// Remembers the partitions a listener was told were lost.
+#[derive(Debug, Default)]
+struct LostRecorder {
+    lost: std::sync::Mutex<Vec<TopicPartition>>,
+}
+
+impl RebalanceListener for LostRecorder {
+    fn on_assigned(&self, _: &[TopicPartition]) {}
+
+    fn on_revoked(&self, _: &[TopicPartition]) {}
+
+    fn on_lost(&self, partitions: &[TopicPartition]) {
+        self.lost.lock().unwrap().extend_from_slice(partitions);
+    }
+}
+
+/// `max.poll.interval.ms`: a member whose application stops asking for
+/// records gives its partitions up as lost and leaves, so a member that keeps
+/// polling reads them; at its next poll it joins again and reads once more.
+async fn poll_timeout_round_trip(kind: Kind, protocol: GroupProtocol) {
+    eprintln!("against {kind:?}, {protocol:?}");
+    let overrides: &[(&str, &str)] = match protocol {
+        // Runnel's KIP-848 heartbeat interval (5 s by default) paces every
+        // reconciliation step.
+        GroupProtocol::Consumer => &[("group.consumer.heartbeat.interval.ms", "300")],
+        GroupProtocol::Classic => &[],
+    };
+    let broker = TestBroker::start(kind, overrides).await;
+    let cluster = cluster(&broker).await;
+    let topic = unique("stuck");
+    let group = unique("g");
+    create_topic(&cluster, &topic, 2).await;
+    for p in 0..2 {
+        produce(
+            &cluster,
+            &topic,
+            p,
+            &[&format!("p{p}-a")],
+            Compression::None,
+        )
+        .await;
+    }
+    let settings = || {
+        config(&broker)
+            .group_id(group.clone())
+            .auto_offset_reset(OffsetReset::Earliest)
+            .set("session.timeout.ms", "10000")
+            .and_then(|c| c.set("max.poll.interval.ms", "1500"))
+            .and_then(|c| c.set("heartbeat.interval.ms", "200"))
+            .unwrap()
+            .group_protocol(protocol)
+    };
+    let stuck = Consumer::new(settings()).await.unwrap();
+    let listener = Arc::new(LostRecorder::default());
+    stuck
+        .subscribe_with_listener(&[&topic], listener.clone())
+        .await
+        .unwrap();
+    assert_eq!(recv_n(&stuck, 2).await.len(), 2);
+    // From here `stuck` does not poll.
+
+    let live = Arc::new(Consumer::new(settings()).await.unwrap());
+    live.subscribe(&[&topic]).await.unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let reader = {
+        let live = live.clone();
+        tokio::spawn(async move {
+            while let Ok(record) = live.recv().await {
+                let _ = tx.send((record.partition, value(&record)));
+            }
+        })
+    };
+    for p in 0..2 {
+        produce(
+            &cluster,
+            &topic,
+            p,
+            &[&format!("p{p}-b")],
+            Compression::None,
+        )
+        .await;
+    }
+    // Both new records reach the live member: the stuck one gave its
+    // partitions up. Bounded: the poll timeout plus a rebalance.
+    let mut seen = BTreeSet::new();
+    tokio::time::timeout(WAIT, async {
+        while seen.len() < 2 {
+            let (partition, value) = rx.recv().await.unwrap();
+            if value.ends_with("-b") {
+                seen.insert(partition);
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{kind:?} {protocol:?}: the live member read {seen:?}"));
+    // What it owned when it stopped polling (one partition, or both if the
+    // live member joined before the rebalance): lost, none committed.
+    let lost = listener.lost.lock().unwrap().clone();
+    assert!(!lost.is_empty(), "{kind:?} {protocol:?}");
+    assert!(lost.iter().all(|tp| tp.topic == topic), "{lost:?}");
+    assert!(stuck.assignment().is_empty());
+
+    // Polling again, the stuck member rejoins and is given a partition.
+    let back = tokio::time::timeout(WAIT, async {
+        loop {
+            for p in 0..2 {
+                produce(
+                    &cluster,
+                    &topic,
+                    p,
+                    &[&format!("p{p}-c")],
+                    Compression::None,
+                )
+                .await;
+            }
+            if let Ok(record) = tokio::time::timeout(Duration::from_secs(1), stuck.recv()).await {
+                break record.unwrap();
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{kind:?} {protocol:?}: the member never came back"));
+    assert!(value(&back).ends_with("-c"), "{}", value(&back));
+    assert!(!stuck.assignment().is_empty());
+    stuck.close().await.unwrap();
+    live.close().await.unwrap();
+    reader.await.unwrap();
+    broker.stop().await;
+}
+
+/// Runnel only: against Tansu 0.6.0 the second member, once its JoinGroup
+/// is answered, reads nothing within the wait, and no new generation follows
+/// the first member's LeaveGroup (seen with this test's debug log).
+#[tokio::test]
+async fn a_member_that_stops_polling_leaves_and_comes_back() {
+    poll_timeout_round_trip(Kind::Runnel, GroupProtocol::Classic).await;
+}
+
+/// Runnel only: Tansu serves no ConsumerGroupHeartbeat (KIP-848).
+#[tokio::test]
+async fn a_kip848_member_that_stops_polling_leaves_and_comes_back() {
+    poll_timeout_round_trip(Kind::Runnel, GroupProtocol::Consumer).await;
 }

@@ -71,6 +71,8 @@ enum Next {
     Rejoin,
     /// Leave the group and end.
     Leave,
+    /// The application stopped polling (`max.poll.interval.ms`).
+    PollExpired,
 }
 
 /// The group's topics and their partition counts (absent: no such topic).
@@ -101,11 +103,14 @@ impl Member {
             if leave.is_requested() {
                 return self.leave().await;
             }
-            self.link.set_generation(None);
+            // Eager assignors give everything up before rejoining, committing
+            // with the generation that is ending: the coordinator accepts its
+            // commits until the next generation starts (as Java's onJoinPrepare).
             if !self.config.strategy.is_cooperative() {
                 let all = std::mem::take(&mut self.owned);
                 self.link.revoke(all.into_iter().collect(), false).await;
             }
+            self.link.set_generation(None);
             let assigned = tokio::select! {
                 joined = self.join_and_sync() => joined?,
                 _ = leave.requested() => return self.leave().await,
@@ -116,8 +121,16 @@ impl Member {
             if self.apply(assigned).await {
                 continue;
             }
-            if self.heartbeat(leave).await? == Next::Leave {
-                return self.leave().await;
+            match self.heartbeat(leave).await? {
+                Next::Rejoin => {}
+                Next::Leave => return self.leave().await,
+                Next::PollExpired => {
+                    self.leave_for_poll_timeout().await;
+                    tokio::select! {
+                        _ = self.link.poll_resumed() => {}
+                        _ = leave.requested() => return self.leave().await,
+                    }
+                }
             }
         }
     }
@@ -428,6 +441,9 @@ impl Member {
                 _ = tokio::time::sleep(self.config.heartbeat_interval) => {}
                 _ = leave.requested() => return Ok(Next::Leave),
             }
+            if self.link.poll_expired() {
+                return Ok(Next::PollExpired);
+            }
             if self.metadata_changed().await {
                 return Ok(Next::Rejoin);
             }
@@ -466,6 +482,32 @@ impl Member {
         }
     }
 
+    /// The application went `max.poll.interval.ms` without polling: as the
+    /// Java consumer, give the partitions up as lost (nothing is committed:
+    /// the records handed out may not be processed) and leave, so the group
+    /// moves them to members that are alive. A static member sends no
+    /// LeaveGroup (KIP-345); its session timeout decides.
+    async fn leave_for_poll_timeout(&mut self) {
+        tracing::warn!(
+            group = %self.config.group_id,
+            timeout = ?self.config.rebalance_timeout,
+            "no poll within max.poll.interval.ms; leaving the group until the next poll"
+        );
+        self.lose_partitions().await;
+        self.link.set_generation(None);
+        if self.config.group_instance_id.is_some() || self.member_id.is_empty() {
+            return;
+        }
+        match self.leave_group("consumer poll timeout has expired").await {
+            Ok(response) if response.error_code != 0 => {
+                tracing::debug!(code = response.error_code, "LeaveGroup failed")
+            }
+            Ok(_) => {}
+            Err(error) => tracing::debug!(%error, "LeaveGroup failed"),
+        }
+        self.member_id.clear();
+    }
+
     /// Revokes everything and leaves: LeaveGroup for a dynamic member, nothing
     /// for a static one (KIP-345).
     async fn leave(&mut self) -> Result<()> {
@@ -475,7 +517,7 @@ impl Member {
         if self.config.group_instance_id.is_some() || self.member_id.is_empty() {
             return Ok(());
         }
-        let result = self.leave_group().await;
+        let result = self.leave_group("the consumer is closing").await;
         match result {
             Ok(response) if response.error_code != 0 => {
                 tracing::debug!(code = response.error_code, "LeaveGroup failed")
@@ -490,7 +532,10 @@ impl Member {
 impl Member {
     /// LeaveGroup: v0-2 name the member at the top level, v3+ in `members`
     /// (with a reason from v5).
-    async fn leave_group(&self) -> Result<kafka_protocol::messages::LeaveGroupResponse> {
+    async fn leave_group(
+        &self,
+        reason: &'static str,
+    ) -> Result<kafka_protocol::messages::LeaveGroupResponse> {
         let (_, connection) = self
             .cluster
             .coordinator(CoordinatorKind::Group, &self.config.group_id)
@@ -501,7 +546,7 @@ impl Member {
         if version >= 3 {
             let mut identity = MemberIdentity::default().with_member_id(member_id);
             if version >= 5 {
-                identity.reason = Some(StrBytes::from_static_str("the consumer is closing"));
+                identity.reason = Some(StrBytes::from_static_str(reason));
             }
             request.members = vec![identity];
         } else {

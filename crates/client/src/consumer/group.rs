@@ -31,10 +31,12 @@ impl Membership {
         topics: Vec<String>,
         listener: Arc<dyn RebalanceListener>,
     ) -> Membership {
-        let handle = member::spawn(
+        inner.polls.touch();
+        let handle = member::spawn_polled(
             inner.cluster.clone(),
             inner.config.member_config(group),
             topics,
+            Some(inner.polls.clone()),
         );
         *inner.generation.lock() = Some(handle.generation.clone());
         let events = tokio::spawn(handle_events(inner, handle.events, listener));

@@ -115,11 +115,44 @@ impl Member {
                     self.reconcile().await?;
                 }
                 _ = tokio::time::sleep_until(self.next_heartbeat) => {
+                    if self.link.poll_expired() {
+                        self.leave_for_poll_timeout().await;
+                        tokio::select! {
+                            _ = self.link.poll_resumed() => {}
+                            _ = leave.requested() => return self.leave().await,
+                        }
+                        self.next_heartbeat = Instant::now();
+                        continue;
+                    }
                     self.heartbeat().await?;
                     self.reconcile().await?;
                 }
             }
         }
+    }
+
+    /// The application went `max.poll.interval.ms` without polling: the
+    /// partitions are given up as lost (nothing committed) and the member
+    /// leaves, to join again with epoch 0 at the next poll, as Kafka's
+    /// consumer does.
+    async fn leave_for_poll_timeout(&mut self) {
+        tracing::warn!(
+            group = %self.config.group_id,
+            timeout = ?self.config.rebalance_timeout,
+            "no poll within max.poll.interval.ms; leaving the group until the next poll"
+        );
+        self.lose_partitions().await;
+        if self.epoch > 0 {
+            let epoch = if self.config.group_instance_id.is_some() {
+                STATIC_LEAVE_EPOCH
+            } else {
+                LEAVE_EPOCH
+            };
+            if let Err(error) = self.send(epoch).await {
+                tracing::debug!(%error, "leave heartbeat failed");
+            }
+        }
+        self.epoch = 0;
     }
 
     fn group_id(&self) -> GroupId {

@@ -6,8 +6,9 @@
 //! the member can acknowledge it to the coordinator and no partition is ever
 //! fetched by two members at once.
 
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -133,6 +134,19 @@ pub struct MemberHandle {
 /// # }
 /// ```
 pub fn spawn(cluster: Arc<Cluster>, config: MemberConfig, topics: Vec<String>) -> MemberHandle {
+    spawn_polled(cluster, config, topics, None)
+}
+
+/// [`spawn`], with the application's polls watched: a member whose
+/// application has not asked for records for `max.poll.interval.ms` (the
+/// rebalance timeout) gives its partitions up as lost and leaves the group, as
+/// the Java consumer does, and joins again at the next poll.
+pub(crate) fn spawn_polled(
+    cluster: Arc<Cluster>,
+    config: MemberConfig,
+    topics: Vec<String>,
+    polls: Option<Arc<PollTimer>>,
+) -> MemberHandle {
     let (events_tx, events) = mpsc::channel(16);
     let (generation_tx, generation) = watch::channel(None);
     let (leave, leave_rx) = oneshot::channel();
@@ -140,6 +154,7 @@ pub fn spawn(cluster: Arc<Cluster>, config: MemberConfig, topics: Vec<String>) -
         events: events_tx.clone(),
         generation: generation_tx,
         callback_timeout: config.rebalance_timeout,
+        polls,
     };
     let signal = LeaveSignal {
         requested: Some(leave_rx),
@@ -193,6 +208,8 @@ pub(crate) struct Link {
     /// How long to wait for the consumer to answer a revocation before carrying
     /// on; by then the coordinator has given up on this member anyway.
     callback_timeout: Duration,
+    /// The application's polls, when the member should watch them.
+    polls: Option<Arc<PollTimer>>,
 }
 
 impl Link {
@@ -249,6 +266,22 @@ impl Link {
         self.callback_timeout
     }
 
+    /// Whether the application has gone `max.poll.interval.ms` without asking
+    /// for records (never when polls are not watched).
+    pub(crate) fn poll_expired(&self) -> bool {
+        self.polls
+            .as_ref()
+            .is_some_and(|polls| polls.expired(self.callback_timeout))
+    }
+
+    /// After [`Link::poll_expired`]: waits until the application asks for
+    /// records again.
+    pub(crate) async fn poll_resumed(&self) {
+        while self.poll_expired() {
+            tokio::time::sleep(POLL_RESUME_CHECK).await;
+        }
+    }
+
     /// Reports an error the member cannot get past; the task ends after it.
     pub(crate) async fn fatal(&self, error: Error) {
         tracing::error!(%error, "group membership failed");
@@ -262,6 +295,67 @@ impl Link {
             *current = generation;
             changed
         });
+    }
+}
+
+/// How often a member that left for a poll timeout looks for the next poll.
+const POLL_RESUME_CHECK: Duration = Duration::from_millis(50);
+
+/// When the application last asked for records, for `max.poll.interval.ms`.
+/// A call that is waiting for records counts as polling for as long as it
+/// waits, so an idle topic never looks like a stuck application.
+#[derive(Debug)]
+pub(crate) struct PollTimer {
+    origin: Instant,
+    /// Milliseconds from `origin` to the last start or end of a poll.
+    last: AtomicU64,
+    /// Polls in progress.
+    active: AtomicUsize,
+}
+
+impl PollTimer {
+    pub(crate) fn new() -> PollTimer {
+        PollTimer {
+            origin: Instant::now(),
+            last: AtomicU64::new(0),
+            active: AtomicUsize::new(0),
+        }
+    }
+
+    /// Counts as a poll now (a new subscription starts the clock).
+    pub(crate) fn touch(&self) {
+        let now = self.origin.elapsed().as_millis() as u64;
+        self.last.fetch_max(now, Ordering::Relaxed);
+    }
+
+    /// Marks a poll in progress until the guard is dropped.
+    pub(crate) fn polling(&self) -> PollGuard<'_> {
+        self.active.fetch_add(1, Ordering::AcqRel);
+        self.touch();
+        PollGuard { timer: self }
+    }
+
+    /// No poll in progress, and none for longer than `limit`.
+    pub(crate) fn expired(&self, limit: Duration) -> bool {
+        if self.active.load(Ordering::Acquire) > 0 {
+            return false;
+        }
+        let idle = (self.origin.elapsed().as_millis() as u64)
+            .saturating_sub(self.last.load(Ordering::Relaxed));
+        idle > limit.as_millis() as u64
+    }
+}
+
+/// A poll in progress; see [`PollTimer::polling`].
+#[derive(Debug)]
+pub(crate) struct PollGuard<'a> {
+    timer: &'a PollTimer,
+}
+
+impl Drop for PollGuard<'_> {
+    fn drop(&mut self) {
+        self.timer.touch();
+        self.timer.active.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -325,5 +419,27 @@ pub(crate) fn recovery(error: &Error) -> Recovery {
         } => Recovery::FindCoordinator,
         e if e.is_retriable() => Recovery::Backoff,
         _ => Recovery::Fatal,
+    }
+}
+
+#[cfg(test)]
+mod poll_timer_tests {
+    use super::*;
+
+    #[test]
+    fn a_poll_in_progress_never_expires_and_an_idle_one_does() {
+        let timer = PollTimer::new();
+        let limit = Duration::from_millis(20);
+        assert!(!timer.expired(limit), "fresh");
+        {
+            let _polling = timer.polling();
+            std::thread::sleep(Duration::from_millis(40));
+            assert!(!timer.expired(limit), "waiting for records is polling");
+        }
+        assert!(!timer.expired(limit), "the poll just ended");
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(timer.expired(limit));
+        timer.touch();
+        assert!(!timer.expired(limit));
     }
 }

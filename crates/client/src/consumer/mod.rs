@@ -62,6 +62,7 @@ pub use offsets::{ListedOffset, OffsetAndEpoch};
 pub use record::{ConsumerRecord, RebalanceListener, TimestampType};
 
 use group::Membership;
+use member::PollTimer;
 use record::NoListener;
 use state::{Inner, PartitionState, Phase, State};
 
@@ -103,6 +104,7 @@ impl Consumer {
             wake_fetcher: Notify::new(),
             data: Notify::new(),
             generation: Mutex::new(None),
+            polls: Arc::new(PollTimer::new()),
         });
         let fetcher = tokio::spawn(fetcher::run(inner.clone()));
         let auto_commit = auto_commit.then(|| group::spawn_auto_commit(inner.clone()));
@@ -203,6 +205,7 @@ impl Consumer {
     /// Between one and `max` records, waiting for the first. Cheaper per record than
     /// [`Consumer::recv`] when reading fast.
     pub async fn recv_many(&self, max: usize) -> Result<Vec<ConsumerRecord>> {
+        let _polling = self.inner.polls.polling();
         let refill_below =
             usize::try_from(self.inner.config.max_partition_fetch_bytes).unwrap_or(1 << 20);
         loop {

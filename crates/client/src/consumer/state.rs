@@ -11,7 +11,7 @@ use tokio::sync::{watch, Notify};
 
 use crate::cluster::Cluster;
 use crate::consumer::config::{ConsumerConfig, OffsetReset};
-use crate::consumer::member::Generation;
+use crate::consumer::member::{Generation, PollTimer};
 use crate::consumer::record::ConsumerRecord;
 use crate::error::Error;
 use crate::types::TopicPartition;
@@ -187,6 +187,8 @@ pub(crate) struct Inner {
     pub data: Notify,
     /// The group member's identity, while subscribed.
     pub generation: Mutex<Option<watch::Receiver<Option<Generation>>>>,
+    /// The application's calls for records (`max.poll.interval.ms`).
+    pub polls: Arc<PollTimer>,
 }
 
 impl Inner {
