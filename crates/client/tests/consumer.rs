@@ -793,3 +793,83 @@ async fn a_member_that_stops_polling_leaves_and_comes_back() {
 async fn a_kip848_member_that_stops_polling_leaves_and_comes_back() {
     poll_timeout_round_trip(Kind::Runnel, GroupProtocol::Consumer).await;
 }
+
+/// A pattern subscription reads every matching topic, also one created after
+/// joining, and never a topic that does not match.
+async fn pattern_round_trip(kind: Kind, protocol: GroupProtocol) {
+    eprintln!("against {kind:?}, {protocol:?}");
+    let overrides: &[(&str, &str)] = match protocol {
+        GroupProtocol::Consumer => &[("group.consumer.heartbeat.interval.ms", "300")],
+        GroupProtocol::Classic => &[],
+    };
+    let broker = TestBroker::start(kind, overrides).await;
+    let cluster = cluster(&broker).await;
+    let prefix = unique("pat");
+    let (first, later, other) = (
+        format!("{prefix}-a"),
+        format!("{prefix}-b"),
+        format!("x{prefix}-c"),
+    );
+    create_topic(&cluster, &first, 1).await;
+    create_topic(&cluster, &other, 1).await;
+    produce(&cluster, &first, 0, &["a1"], Compression::None).await;
+    produce(&cluster, &other, 0, &["c1"], Compression::None).await;
+    let consumer = Consumer::new(
+        config(&broker)
+            .group_id(unique("g"))
+            .auto_offset_reset(OffsetReset::Earliest)
+            .set("metadata.max.age.ms", "300")
+            .and_then(|c| c.set("heartbeat.interval.ms", "200"))
+            .and_then(|c| c.set("session.timeout.ms", "10000"))
+            .and_then(|c| c.set("max.poll.interval.ms", "10000"))
+            .unwrap()
+            .group_protocol(protocol),
+    )
+    .await
+    .unwrap();
+    let err = consumer.subscribe_pattern("(").await.unwrap_err();
+    assert!(matches!(err, Error::InvalidArgument(_)), "{err:?}");
+    consumer
+        .subscribe_pattern(&format!("{prefix}-.*"))
+        .await
+        .unwrap();
+    let record = recv(&consumer).await;
+    assert_eq!(
+        (&*record.topic, value(&record).as_str()),
+        (first.as_str(), "a1")
+    );
+
+    create_topic(&cluster, &later, 1).await;
+    produce(&cluster, &later, 0, &["b1"], Compression::None).await;
+    produce(&cluster, &other, 0, &["c2"], Compression::None).await;
+    let record = recv(&consumer).await;
+    assert_eq!(
+        (&*record.topic, value(&record).as_str()),
+        (later.as_str(), "b1"),
+        "{kind:?} {protocol:?}"
+    );
+    let mut assigned = consumer.assignment();
+    assigned.sort();
+    assert_eq!(
+        assigned,
+        vec![
+            TopicPartition::new(&first, 0),
+            TopicPartition::new(&later, 0)
+        ]
+    );
+    consumer.close().await.unwrap();
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn a_pattern_subscription_follows_matching_topics() {
+    for kind in ALL {
+        pattern_round_trip(kind, GroupProtocol::Classic).await;
+    }
+}
+
+/// Runnel only: Tansu serves no ConsumerGroupHeartbeat (KIP-848).
+#[tokio::test]
+async fn a_kip848_pattern_subscription_is_matched_by_the_coordinator() {
+    pattern_round_trip(Kind::Runnel, GroupProtocol::Consumer).await;
+}

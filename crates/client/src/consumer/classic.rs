@@ -26,7 +26,8 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::{Request, StrBytes};
 
 use super::assignor::{self, Subscription};
-use super::member::{recovery, Generation, LeaveSignal, Link, MemberConfig, Recovery};
+use super::member::{recovery, Generation, LeaveSignal, Link, MemberConfig, Recovery, SubscribeTo};
+use super::pattern::TopicPattern;
 use crate::cluster::{Cluster, CoordinatorKind};
 use crate::error::{Error, Result};
 use crate::types::TopicPartition;
@@ -40,14 +41,22 @@ const JOIN_GROUP_GRACE: Duration = Duration::from_secs(5);
 pub(crate) async fn run(
     cluster: Arc<Cluster>,
     config: MemberConfig,
-    topics: Vec<String>,
+    subscription: SubscribeTo,
     link: Link,
     mut leave: LeaveSignal,
 ) {
+    let (topics, pattern) = match subscription {
+        SubscribeTo::Topics(topics) => (topics, None),
+        SubscribeTo::Pattern(source) => match TopicPattern::new(&source) {
+            Ok(pattern) => (Vec::new(), Some(pattern)),
+            Err(error) => return link.fatal(error).await,
+        },
+    };
     let mut member = Member {
         cluster,
         config,
         topics,
+        pattern,
         link,
         member_id: String::new(),
         generation_id: -1,
@@ -86,7 +95,9 @@ struct Snapshot {
 struct Member {
     cluster: Arc<Cluster>,
     config: MemberConfig,
+    /// The subscribed topics (with a pattern, those it matched last).
     topics: Vec<String>,
+    pattern: Option<TopicPattern>,
     link: Link,
     /// Empty until the coordinator gives one.
     member_id: String,
@@ -111,6 +122,9 @@ impl Member {
                 self.link.revoke(all.into_iter().collect(), false).await;
             }
             self.link.set_generation(None);
+            if self.pattern.is_some() {
+                self.pattern_changed(true).await;
+            }
             let assigned = tokio::select! {
                 joined = self.join_and_sync() => joined?,
                 _ = leave.requested() => return self.leave().await,
@@ -372,6 +386,34 @@ impl Member {
         false
     }
 
+    /// With a pattern subscription: matches it against the metadata (fetched
+    /// for every topic when `now` or when stale) and takes the matching topics
+    /// as the subscription; true when they changed. A failed refresh keeps
+    /// the topics as they are.
+    async fn pattern_changed(&mut self, now: bool) -> bool {
+        let Some(pattern) = &self.pattern else {
+            return false;
+        };
+        if now || self.cluster.metadata_is_stale() {
+            if let Err(error) = self.cluster.refresh_metadata(&[]).await {
+                tracing::debug!(%error, "metadata refresh for the topic pattern failed");
+                return false;
+            }
+        }
+        let matching = pattern.matching(&self.cluster.metadata());
+        if matching == self.topics {
+            return false;
+        }
+        tracing::info!(
+            pattern = pattern.source(),
+            before = ?self.topics,
+            now = ?matching,
+            "the topics matching the subscription changed"
+        );
+        self.topics = matching;
+        true
+    }
+
     /// SyncGroup: `Some(assignment)`, or `None` to rejoin.
     async fn sync(
         &mut self,
@@ -444,7 +486,7 @@ impl Member {
             if self.link.poll_expired() {
                 return Ok(Next::PollExpired);
             }
-            if self.metadata_changed().await {
+            if self.pattern_changed(false).await || self.metadata_changed().await {
                 return Ok(Next::Rejoin);
             }
             let request = HeartbeatRequest::default()

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::consumer::member::{self, MemberEvent};
+use crate::consumer::member::{self, MemberEvent, SubscribeTo};
 use crate::consumer::offsets::{self, CommitIdentity, OffsetAndEpoch};
 use crate::consumer::record::RebalanceListener;
 use crate::consumer::state::{Inner, PartitionState, Phase};
@@ -28,14 +28,14 @@ impl Membership {
     pub fn start(
         inner: Arc<Inner>,
         group: String,
-        topics: Vec<String>,
+        subscription: SubscribeTo,
         listener: Arc<dyn RebalanceListener>,
     ) -> Membership {
         inner.polls.touch();
         let handle = member::spawn_polled(
             inner.cluster.clone(),
             inner.config.member_config(group),
-            topics,
+            subscription,
             Some(inner.polls.clone()),
         );
         *inner.generation.lock() = Some(handle.generation.clone());

@@ -31,7 +31,8 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::classic::millis;
-use super::member::{recovery, Generation, LeaveSignal, Link, MemberConfig, Recovery};
+use super::member::{recovery, Generation, LeaveSignal, Link, MemberConfig, Recovery, SubscribeTo};
+use super::pattern::TopicPattern;
 use crate::cluster::{Cluster, CoordinatorKind};
 use crate::error::{Error, Result};
 use crate::types::TopicPartition;
@@ -45,14 +46,23 @@ const STATIC_LEAVE_EPOCH: i32 = -2;
 pub(crate) async fn run(
     cluster: Arc<Cluster>,
     config: MemberConfig,
-    topics: Vec<String>,
+    subscription: SubscribeTo,
     link: Link,
     mut leave: LeaveSignal,
 ) {
+    // The coordinator matches a pattern; it is only checked here.
+    let (topics, pattern) = match subscription {
+        SubscribeTo::Topics(topics) => (topics, None),
+        SubscribeTo::Pattern(source) => match TopicPattern::new(&source) {
+            Ok(_) => (Vec::new(), Some(source)),
+            Err(error) => return link.fatal(error).await,
+        },
+    };
     let mut member = Member {
         cluster,
         config,
         topics,
+        pattern,
         link,
         member_id: String::new(),
         epoch: 0,
@@ -84,7 +94,11 @@ struct Revoking {
 struct Member {
     cluster: Arc<Cluster>,
     config: MemberConfig,
+    /// The subscribed topics; empty with a pattern (metadata is then
+    /// fetched for every topic).
     topics: Vec<String>,
+    /// A regex subscription, matched by the coordinator (v1 and later).
+    pattern: Option<String>,
     link: Link,
     member_id: String,
     /// 0 while joining.
@@ -236,20 +250,29 @@ impl Member {
             );
         let owned_changed = self.sent_owned.as_ref() != Some(&self.owned);
         if full {
-            request = request
-                .with_rebalance_timeout_ms(millis(self.config.rebalance_timeout))
-                .with_subscribed_topic_names(Some(
+            request = request.with_rebalance_timeout_ms(millis(self.config.rebalance_timeout));
+            request = match &self.pattern {
+                Some(_) if version < 1 => {
+                    return Err(Error::UnsupportedVersion {
+                        api: "ConsumerGroupHeartbeat v1 (a pattern subscription)".into(),
+                        broker: "v0".into(),
+                    })
+                }
+                Some(pattern) => request
+                    .with_subscribed_topic_regex(Some(StrBytes::from_string(pattern.clone()))),
+                None => request.with_subscribed_topic_names(Some(
                     self.topics
                         .iter()
                         .map(|t| TopicName(StrBytes::from_string(t.clone())))
                         .collect(),
-                ))
-                .with_server_assignor(
-                    self.config
-                        .remote_assignor
-                        .clone()
-                        .map(StrBytes::from_string),
-                );
+                )),
+            };
+            request = request.with_server_assignor(
+                self.config
+                    .remote_assignor
+                    .clone()
+                    .map(StrBytes::from_string),
+            );
         }
         if (full || owned_changed) && epoch >= 0 {
             request = request.with_topic_partitions(Some(self.owned_by_topic_id()));

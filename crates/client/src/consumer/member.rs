@@ -59,6 +59,20 @@ pub struct MemberConfig {
     pub remote_assignor: Option<String>,
 }
 
+/// What a member subscribes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubscribeTo {
+    /// These topics.
+    Topics(Vec<String>),
+    /// Every topic whose whole name matches this regular expression (Java's
+    /// `subscribe(Pattern)`); internal topics never match. A classic member
+    /// matches it against the metadata itself, refreshed every
+    /// `metadata.max.age.ms`, and rejoins when the matching topics change; a
+    /// KIP-848 member hands it to the coordinator (`SubscribedTopicRegex`,
+    /// RE2 syntax), which does the matching.
+    Pattern(String),
+}
+
 /// The member's current identity, for commits that must carry it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Generation {
@@ -134,7 +148,17 @@ pub struct MemberHandle {
 /// # }
 /// ```
 pub fn spawn(cluster: Arc<Cluster>, config: MemberConfig, topics: Vec<String>) -> MemberHandle {
-    spawn_polled(cluster, config, topics, None)
+    spawn_polled(cluster, config, SubscribeTo::Topics(topics), None)
+}
+
+/// [`spawn`] for any [`SubscribeTo`]. An invalid pattern ends the member
+/// with a [`MemberEvent::Fatal`] event.
+pub fn spawn_subscription(
+    cluster: Arc<Cluster>,
+    config: MemberConfig,
+    subscription: SubscribeTo,
+) -> MemberHandle {
+    spawn_polled(cluster, config, subscription, None)
 }
 
 /// [`spawn`], with the application's polls watched: a member whose
@@ -144,7 +168,7 @@ pub fn spawn(cluster: Arc<Cluster>, config: MemberConfig, topics: Vec<String>) -
 pub(crate) fn spawn_polled(
     cluster: Arc<Cluster>,
     config: MemberConfig,
-    topics: Vec<String>,
+    subscription: SubscribeTo,
     polls: Option<Arc<PollTimer>>,
 ) -> MemberHandle {
     let (events_tx, events) = mpsc::channel(16);
@@ -161,12 +185,20 @@ pub(crate) fn spawn_polled(
         events: events_tx,
     };
     let task = match config.protocol {
-        GroupProtocol::Classic => {
-            tokio::spawn(super::classic::run(cluster, config, topics, link, signal))
-        }
-        GroupProtocol::Consumer => {
-            tokio::spawn(super::kip848::run(cluster, config, topics, link, signal))
-        }
+        GroupProtocol::Classic => tokio::spawn(super::classic::run(
+            cluster,
+            config,
+            subscription,
+            link,
+            signal,
+        )),
+        GroupProtocol::Consumer => tokio::spawn(super::kip848::run(
+            cluster,
+            config,
+            subscription,
+            link,
+            signal,
+        )),
     };
     MemberHandle {
         events,

@@ -53,6 +53,7 @@ mod group;
 pub mod kip848;
 pub mod member;
 mod offsets;
+mod pattern;
 mod record;
 mod state;
 
@@ -62,7 +63,7 @@ pub use offsets::{ListedOffset, OffsetAndEpoch};
 pub use record::{ConsumerRecord, RebalanceListener, TimestampType};
 
 use group::Membership;
-use member::PollTimer;
+use member::{PollTimer, SubscribeTo};
 use record::NoListener;
 use state::{Inner, PartitionState, Phase, State};
 
@@ -134,16 +135,53 @@ impl Consumer {
         topics: &[&str],
         listener: Arc<dyn RebalanceListener>,
     ) -> Result<()> {
+        if topics.is_empty() {
+            return Err(Error::InvalidArgument("subscribe to no topic".into()));
+        }
+        let topics = topics.iter().map(|t| (*t).to_owned()).collect();
+        self.start_membership(SubscribeTo::Topics(topics), listener)
+            .await
+    }
+
+    /// Joins the group subscribed to every topic whose whole name matches the
+    /// regular expression `pattern` (Java's `subscribe(Pattern)`), including
+    /// topics created later; internal topics never match. With the classic
+    /// protocol the consumer matches it against metadata refreshed every
+    /// `metadata.max.age.ms`; with KIP-848 the coordinator does (RE2 syntax).
+    ///
+    /// ```no_run
+    /// # async fn example(consumer: runnel_client::consumer::Consumer) -> runnel_client::Result<()> {
+    /// consumer.subscribe_pattern("orders-.*").await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn subscribe_pattern(&self, pattern: &str) -> Result<()> {
+        self.subscribe_pattern_with_listener(pattern, Arc::new(NoListener))
+            .await
+    }
+
+    /// [`Consumer::subscribe_pattern`], telling `listener` about every rebalance.
+    pub async fn subscribe_pattern_with_listener(
+        &self,
+        pattern: &str,
+        listener: Arc<dyn RebalanceListener>,
+    ) -> Result<()> {
+        pattern::TopicPattern::new(pattern)?;
+        self.start_membership(SubscribeTo::Pattern(pattern.to_owned()), listener)
+            .await
+    }
+
+    async fn start_membership(
+        &self,
+        subscription: SubscribeTo,
+        listener: Arc<dyn RebalanceListener>,
+    ) -> Result<()> {
         let group =
             self.inner.config.group_id.clone().ok_or_else(|| {
                 Error::Config("subscribe needs a group.id (or use assign)".into())
             })?;
-        if topics.is_empty() {
-            return Err(Error::InvalidArgument("subscribe to no topic".into()));
-        }
         self.unsubscribe().await?;
-        let topics = topics.iter().map(|t| (*t).to_owned()).collect();
-        let membership = Membership::start(self.inner.clone(), group, topics, listener);
+        let membership = Membership::start(self.inner.clone(), group, subscription, listener);
         *self.membership.lock().await = Some(membership);
         Ok(())
     }
