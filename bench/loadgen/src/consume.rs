@@ -8,6 +8,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 
+use crate::poll::{PollMode, Poller};
 use crate::report::Report;
 
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
@@ -24,6 +25,11 @@ pub struct ConsumeOptions {
     /// one is copied into the report, so a row says what it ran with.
     #[arg(long = "consumer-config", value_parser = parse_property)]
     consumer_config: Vec<(String, String)>,
+    /// How messages are taken from librdkafka: `batch` (many per call) or
+    /// `single` (`BaseConsumer::poll`, one per call, about a microsecond of
+    /// client CPU each).
+    #[arg(long, value_enum, default_value_t = PollMode::Batch)]
+    poll: PollMode,
 }
 
 fn parse_property(text: &str) -> Result<(String, String), String> {
@@ -44,6 +50,10 @@ const STALL: Duration = Duration::from_millis(100);
 /// message is a measurable share of the client's CPU, which the broker
 /// under test shares.
 const CLOCK_EVERY: u64 = 256;
+
+/// How long one poll waits while the queue is empty; also the longest gap
+/// between two clock checks while nothing arrives.
+const POLL_TIMEOUT: Duration = Duration::from_millis(100);
 
 /// A consumer with a manual assignment and no offset commits: the benchmark
 /// must not depend on consumer groups, which not every broker has.
@@ -144,28 +154,29 @@ pub fn run(bootstrap: &str, options: &ConsumeOptions) -> anyhow::Result<Report> 
     let start = Instant::now();
     let (mut records, mut bytes) = (0u64, 0u64);
     let mut clock = StallClock::new(start);
+    let mut poller = Poller::new(&consumer, options.poll)?;
     while records < expected {
-        match consumer.poll(Duration::from_millis(100)) {
-            Some(Ok(message)) => {
+        let before = records;
+        let taken = poller
+            .poll(POLL_TIMEOUT, |payload| {
                 records += 1;
-                bytes += message.payload_len() as u64;
-                if records % CLOCK_EVERY == 0 && clock.check(records) >= timeout {
-                    break;
-                }
-            }
-            Some(Err(error)) => return Err(error).context("consuming"),
-            None => {
-                if clock.check(records) >= timeout {
-                    break;
-                }
-            }
+                bytes += payload.len() as u64;
+            })
+            .context("consuming")?;
+        // In batches the clock is read when a batch crosses a multiple of
+        // CLOCK_EVERY, so both modes read it equally often.
+        let crossed = records / CLOCK_EVERY != before / CLOCK_EVERY;
+        if (taken == 0 || crossed) && clock.check(records) >= timeout {
+            break;
         }
     }
+    drop(poller);
     let seconds = start.elapsed().as_secs_f64();
     let mut report = Report::new("consume");
     report.set("topic", options.topic.clone());
     report.set("partitions", partitions);
     report.set("expected", expected);
+    report.set("poll", options.poll.name());
     for (key, value) in &options.consumer_config {
         report.set(key, value.clone());
     }
@@ -176,4 +187,37 @@ pub fn run(bootstrap: &str, options: &ConsumeOptions) -> anyhow::Result<Report> 
     );
     report.set_rates(records, bytes, seconds);
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Command {
+        #[command(flatten)]
+        options: ConsumeOptions,
+    }
+
+    fn parse(args: &[&str]) -> Result<ConsumeOptions, clap::Error> {
+        let args = ["consume", "--topic", "t"].iter().chain(args);
+        Command::try_parse_from(args).map(|command| command.options)
+    }
+
+    #[test]
+    fn poll_mode_defaults_to_batch_and_accepts_single() {
+        assert_eq!(parse(&[]).map(|o| o.poll).ok(), Some(PollMode::Batch));
+        let single = parse(&["--poll", "single"]).map(|o| o.poll).ok();
+        assert_eq!(single, Some(PollMode::Single));
+        assert!(parse(&["--poll", "many"]).is_err());
+    }
+
+    #[test]
+    fn consumer_config_is_split_at_the_first_equals_sign() {
+        let options = parse(&["--consumer-config", "a.b=1=2"]).map(|o| o.consumer_config);
+        assert_eq!(options.ok(), Some(vec![("a.b".into(), "1=2".into())]));
+        assert!(parse(&["--consumer-config", "novalue"]).is_err());
+    }
 }

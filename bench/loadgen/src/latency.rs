@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Args;
-use rdkafka::message::Message;
 use rdkafka::producer::Producer;
 
 use crate::consume::assigned_consumer;
+use crate::poll::{PollMode, Poller};
 use crate::produce::{now_micros, producer, send, sent_micros};
 use crate::report::{micros_histogram, Report};
 use crate::ProducerSettings;
@@ -34,6 +34,9 @@ pub struct LatencyOptions {
     /// The consumer's `fetch.wait.max.ms`.
     #[arg(long, default_value_t = 500)]
     fetch_wait_max_ms: u64,
+    /// How the consumer takes messages from librdkafka (see `consume --poll`).
+    #[arg(long, value_enum, default_value_t = PollMode::Batch)]
+    poll: PollMode,
 }
 
 pub fn run(bootstrap: &str, options: &LatencyOptions) -> anyhow::Result<Report> {
@@ -50,16 +53,18 @@ pub fn run(bootstrap: &str, options: &LatencyOptions) -> anyhow::Result<Report> 
     let producing = Arc::new(AtomicBool::new(true));
     let reader = {
         let producing = Arc::clone(&producing);
-        thread::spawn(move || {
+        let mode = options.poll;
+        thread::spawn(move || -> anyhow::Result<_> {
             let mut histogram = micros_histogram();
             let mut received = 0u64;
             let mut idle_since = None;
+            let mut poller = Poller::new(&consumer, mode)?;
             loop {
-                match consumer.poll(Duration::from_millis(50)) {
-                    Some(Ok(message)) => {
+                // Errors are transient here (the broker is being written to
+                // at the same time); the records they came with still count.
+                let taken = poller
+                    .poll(Duration::from_millis(50), |payload| {
                         received += 1;
-                        idle_since = None;
-                        let payload = message.payload().unwrap_or_default();
                         let sequence = payload
                             .get(8..16)
                             .and_then(|bytes| bytes.try_into().ok())
@@ -70,18 +75,18 @@ pub fn run(bootstrap: &str, options: &LatencyOptions) -> anyhow::Result<Report> 
                                 histogram.saturating_record(micros);
                             }
                         }
-                    }
-                    Some(Err(_)) | None => {
-                        if !producing.load(Ordering::Relaxed) {
-                            let since = *idle_since.get_or_insert_with(Instant::now);
-                            if received >= total || since.elapsed() > Duration::from_secs(5) {
-                                break;
-                            }
-                        }
+                    })
+                    .unwrap_or(0);
+                if taken > 0 {
+                    idle_since = None;
+                } else if !producing.load(Ordering::Relaxed) {
+                    let since = *idle_since.get_or_insert_with(Instant::now);
+                    if received >= total || since.elapsed() > Duration::from_secs(5) {
+                        break;
                     }
                 }
             }
-            (received, histogram)
+            Ok((received, histogram))
         })
     };
     // Let the consumer connect and issue its first fetch before load starts.
@@ -105,13 +110,14 @@ pub fn run(bootstrap: &str, options: &LatencyOptions) -> anyhow::Result<Report> 
     producing.store(false, Ordering::Relaxed);
     let (received, histogram) = reader
         .join()
-        .map_err(|_| anyhow::anyhow!("consumer thread panicked"))?;
+        .map_err(|_| anyhow::anyhow!("consumer thread panicked"))??;
     let mut report = Report::new("latency");
     report.set("topic", settings.topic.clone());
     report.set("record_bytes", settings.record_bytes as u64);
     report.set("partitions", settings.partitions);
     report.set("acks", settings.acks.clone());
     report.set("linger_ms", settings.linger_ms);
+    report.set("poll", options.poll.name());
     report.set("target_rate", options.rate);
     report.set(
         "achieved_rate",

@@ -5,8 +5,10 @@
 //! Every run prints one human line and one JSON line (prefixed `JSON `), which
 //! `bench/run.sh` collects into its table.
 
+mod batch_queue;
 mod consume;
 mod latency;
+mod poll;
 mod produce;
 mod report;
 mod topic;
