@@ -24,7 +24,13 @@ offset, timestamp, key, value and headers."
 )]
 pub struct Args {
     /// The topic.
-    pub topic: String,
+    #[arg(required_unless_present = "include")]
+    pub topic: Option<String>,
+    /// Instead of one topic, every topic whose whole name matches this regular
+    /// expression, also those created while running (as kafka-console-consumer's
+    /// --include). Reads as a group member: --group, or a new group of its own.
+    #[arg(long, conflicts_with_all = ["topic", "partition", "offset", "from_timestamp"])]
+    pub include: Option<String>,
     /// Start at the beginning of each partition (with --group: where the group has
     /// no committed offset).
     #[arg(long, conflicts_with_all = ["offset", "from_timestamp"])]
@@ -58,23 +64,61 @@ pub struct Args {
 pub async fn run(global: &Global, args: Args) -> anyhow::Result<()> {
     let format = Format::parse(&args.format)?;
     let cluster = global.connect().await?;
-    let topic = cluster.topic(&args.topic).await.map_err(|e| match e {
+    let config = consumer_config(global, &args);
+    if let Some(pattern) = &args.include {
+        let consumer = Consumer::with_cluster(cluster, config);
+        consumer
+            .subscribe_pattern(pattern)
+            .await
+            .context("--include")?;
+        return finish(consumer, &args, &format, global).await;
+    }
+    let Some(topic_name) = args.topic.as_deref() else {
+        bail!("name a topic, or --include a pattern");
+    };
+    let topic = cluster.topic(topic_name).await.map_err(|e| match e {
         Error::UnknownTopic(t) => anyhow::anyhow!("unknown topic {t}"),
-        other => anyhow::Error::new(other).context(format!("looking up topic {}", args.topic)),
+        other => anyhow::Error::new(other).context(format!("looking up topic {topic_name}")),
     })?;
     let partitions: Vec<TopicPartition> = match args.partition {
         Some(p) if p < 0 || p as usize >= topic.partitions.len() => bail!(
-            "topic {} has no partition {p} (it has {})",
-            args.topic,
+            "topic {topic_name} has no partition {p} (it has {})",
             topic.partitions.len()
         ),
-        Some(p) => vec![TopicPartition::new(&args.topic, p)],
+        Some(p) => vec![TopicPartition::new(topic_name, p)],
         None => topic
             .partitions
             .iter()
-            .map(|p| TopicPartition::new(&args.topic, p.partition))
+            .map(|p| TopicPartition::new(topic_name, p.partition))
             .collect(),
     };
+    let consumer = Consumer::with_cluster(cluster, config);
+    let explicit_start = args.offset.is_some() || args.from_timestamp.is_some();
+    if args.group.is_some() && args.partition.is_none() && !explicit_start {
+        consumer.subscribe(&[topic_name]).await?;
+    } else {
+        consumer.assign(&partitions).await?;
+        position(&consumer, &args, &partitions).await?;
+    }
+    finish(consumer, &args, &format, global).await
+}
+
+/// Prints records until done, then closes the consumer.
+async fn finish(
+    consumer: Consumer,
+    args: &Args,
+    format: &Format,
+    global: &Global,
+) -> anyhow::Result<()> {
+    let result = print_records(&consumer, args, format, global.output).await;
+    let closed = consumer.close().await;
+    result?;
+    closed.context("closing the consumer")
+}
+
+/// The consumer's settings: where to start without a position, and the group
+/// (with --include and no --group, a new one, as kafka-console-consumer).
+fn consumer_config(global: &Global, args: &Args) -> ConsumerConfig {
     let mut config = ConsumerConfig::from_client(global.client_config())
         .fetch_max_wait(Duration::from_millis(200))
         .auto_offset_reset(if args.from_beginning {
@@ -82,21 +126,17 @@ pub async fn run(global: &Global, args: Args) -> anyhow::Result<()> {
         } else {
             OffsetReset::Latest
         });
-    if let Some(group) = &args.group {
-        config = config.group_id(group.clone());
+    match (&args.group, &args.include) {
+        (Some(group), _) => config = config.group_id(group.clone()),
+        (None, Some(_)) => {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos());
+            config = config.group_id(format!("runnel-consume-{}-{nanos}", std::process::id()))
+        }
+        (None, None) => {}
     }
-    let consumer = Consumer::with_cluster(cluster, config);
-    let explicit_start = args.offset.is_some() || args.from_timestamp.is_some();
-    if args.group.is_some() && args.partition.is_none() && !explicit_start {
-        consumer.subscribe(&[args.topic.as_str()]).await?;
-    } else {
-        consumer.assign(&partitions).await?;
-        position(&consumer, &args, &partitions).await?;
-    }
-    let result = print_records(&consumer, &args, &format, global.output).await;
-    let closed = consumer.close().await;
-    result?;
-    closed.context("closing the consumer")
+    config
 }
 
 /// Moves the assigned partitions to where the options say to start.

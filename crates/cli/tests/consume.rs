@@ -235,3 +235,43 @@ fn perf_consume_reads_the_whole_topic_and_reports_it() {
         "{report}"
     );
 }
+
+#[test]
+fn include_reads_every_topic_the_pattern_matches() {
+    let broker = Broker::start(&[]);
+    let prefix = unique("ci");
+    setup(&broker, &format!("{prefix}-a"), 1, &records(2));
+    setup(&broker, &format!("{prefix}-b"), 1, &records(1));
+    setup(&broker, &format!("x{prefix}-c"), 1, &records(1));
+    let run = broker.run(&[
+        "consume",
+        "--include",
+        &format!("{prefix}-.*"),
+        "--from-beginning",
+        "--count",
+        "3",
+        "--format",
+        "%t %v\\n",
+    ]);
+    let mut lines: Vec<&str> = run.ok().lines().collect();
+    lines.sort_unstable();
+    let want = [
+        format!("{prefix}-a v0"),
+        format!("{prefix}-a v1"),
+        format!("{prefix}-b v0"),
+    ];
+    assert_eq!(lines, want, "{run:?}");
+}
+
+#[test]
+fn include_rejects_a_bad_pattern_and_a_topic_beside_it() {
+    let broker = Broker::start(&[]);
+    let run = broker.run(&["consume", "--include", "(", "--count", "1"]);
+    let stderr = run.failed();
+    assert!(stderr.contains("--include"), "{stderr}");
+    assert!(stderr.contains("topic pattern"), "{stderr}");
+    let run = broker.run(&["consume", "t", "--include", "t.*", "--count", "1"]);
+    assert_eq!(run.code, Some(2), "{run:?}");
+    let run = broker.run(&["consume", "--count", "1"]);
+    assert_eq!(run.code, Some(2), "{run:?}");
+}
