@@ -21,6 +21,9 @@ use runnel_model::{LeaderEpoch, Offset, Timestamp};
 pub use crate::compression::Compression;
 use crate::compression::{self, CompressionError};
 
+mod writer;
+pub use writer::{set_producer_fields, BatchFields, BatchWriter};
+
 /// Size of the v2 batch header, up to the first record.
 pub const BATCH_HEADER_LEN: usize = 61;
 /// Bytes before `batchLength` counts: baseOffset (8) + batchLength (4).

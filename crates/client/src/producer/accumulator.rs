@@ -5,15 +5,31 @@ use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use runnel_protocol::batch::RecordSpec;
+use runnel_protocol::batch::BatchWriter;
 
 use super::partitioner::{partition_for_key, StickyPartitions};
-use super::record::Completion;
+use super::record::{Completion, ProducerRecord};
 use crate::cluster::TopicInfo;
+use crate::error::{Error, Result};
 use crate::types::TopicPartition;
 
 /// Bytes of a v2 batch header.
 pub(crate) const BATCH_OVERHEAD: usize = 61;
+
+/// Records of a batch before the batch is encoded (`BatchWriter` caps it).
+const MAX_BATCH_RECORDS: usize = i32::MAX as usize;
+
+/// Buffer reserved for a new batch's records: `batch.size` up to this; larger
+/// batches grow as records come (a lingering batch may stay small).
+const INITIAL_BATCH_CAPACITY: usize = 64 * 1024;
+
+/// A record waiting for its batch's answer: how to report it, and its
+/// creation timestamp (for [`RecordMetadata`](super::RecordMetadata)).
+#[derive(Debug)]
+pub(crate) struct Pending {
+    pub completion: Completion,
+    pub timestamp: i64,
+}
 
 /// Records bound for one partition, sent together.
 #[derive(Debug)]
@@ -21,9 +37,12 @@ pub(crate) struct Batch {
     /// Creation order across all partitions (retries are re-queued by it).
     pub id: u64,
     pub tp: TopicPartition,
-    pub records: Vec<RecordSpec>,
-    pub completions: Vec<Completion>,
-    /// Estimated encoded size (header plus records, uncompressed).
+    /// The records, encoded as they are appended; taken when the batch is
+    /// first encoded for sending (then `encoded` holds it).
+    pub writer: Option<BatchWriter>,
+    /// One per record, in offset order.
+    pub pending: Vec<Pending>,
+    /// Encoded size, header plus records, uncompressed.
     pub size: usize,
     /// Bytes of `buffer.memory` held until the batch completes.
     pub reserved: usize,
@@ -41,8 +60,9 @@ pub(crate) struct Batch {
 }
 
 impl Batch {
+    /// Records in the batch.
     pub(crate) fn count(&self) -> i32 {
-        self.records.len() as i32
+        self.pending.len() as i32
     }
 }
 
@@ -81,29 +101,70 @@ impl Default for PartitionQueue {
 }
 
 impl PartitionQueue {
-    /// Whether a record of `size` bytes starts a new batch.
-    fn needs_new_batch(&self, size: usize, batch_size: usize) -> bool {
-        match self.batches.back() {
-            Some(last) => {
-                last.full
-                    || last.attempts > 0
-                    || last.sequence.is_some()
-                    || last.size + size > batch_size
-            }
-            None => true,
-        }
+    /// Whether `record` starts a new batch: the last one is closed, or the
+    /// record's exact encoded size does not fit `batch_size` (a first record
+    /// always fits).
+    fn needs_new_batch(&self, record: &Append, batch_size: usize) -> bool {
+        let Some(last) = self.batches.back() else {
+            return true;
+        };
+        let Some(writer) = last.writer.as_ref() else {
+            return true;
+        };
+        last.full
+            || last.attempts > 0
+            || last.sequence.is_some()
+            || writer.count() >= MAX_BATCH_RECORDS
+            || last.size + record.encoded_len(writer) > batch_size
     }
 }
 
 /// A new record, placed by [`Accumulator::append`].
 #[derive(Debug)]
 pub(crate) struct Append {
-    pub topic: String,
-    pub partition: Option<i32>,
-    pub key: Option<Bytes>,
-    pub spec: RecordSpec,
+    /// The record; its `timestamp` is ignored (see `timestamp`).
+    pub record: ProducerRecord,
+    /// The record's creation timestamp (its own, or the time of `send`).
+    pub timestamp: i64,
+    /// Bytes of `buffer.memory` taken for the record.
     pub size: usize,
     pub completion: Completion,
+}
+
+impl Append {
+    /// The bytes the record adds to the batch `writer` is writing.
+    fn encoded_len(&self, writer: &BatchWriter) -> usize {
+        let r = &self.record;
+        writer.record_len(
+            self.timestamp,
+            r.key.as_deref(),
+            r.value.as_deref(),
+            header_slices(r),
+        )
+    }
+
+    /// Encodes the record at the end of `writer`; returns the bytes added.
+    fn write(&self, writer: &mut BatchWriter) -> Result<usize> {
+        let r = &self.record;
+        writer
+            .append(
+                self.timestamp,
+                r.key.as_deref(),
+                r.value.as_deref(),
+                header_slices(r),
+            )
+            .map_err(|e| Error::InvalidArgument(format!("cannot add a record to a batch: {e}")))
+    }
+}
+
+/// A record's headers as the batch writer takes them.
+fn header_slices(
+    record: &ProducerRecord,
+) -> impl Iterator<Item = (&[u8], Option<&[u8]>)> + Clone + '_ {
+    record
+        .headers
+        .iter()
+        .map(|h| (h.key.as_bytes(), h.value.as_deref()))
 }
 
 /// What an append changed, so the sender is woken only when it matters.
@@ -131,23 +192,25 @@ pub(crate) struct Accumulator {
 }
 
 impl Accumulator {
-    /// Adds a record to its partition's last batch, or a new batch.
+    /// Encodes a record into its partition's last batch, or a new batch
+    /// (created at `now()`, which is called only then). Fails only if the
+    /// record cannot be encoded; nothing changed then.
     pub(crate) fn append(
         &mut self,
-        record: Append,
+        mut record: Append,
         topic: &TopicInfo,
         ignore_keys: bool,
         batch_size: usize,
-        now: Instant,
-    ) -> Appended {
+        now: impl FnOnce() -> Instant,
+    ) -> Result<Appended> {
         let partitions = topic.partitions.len() as i32;
         // The record's topic name becomes the key; looked up before it is
         // cloned, which only a new partition queue needs.
-        let mut tp = TopicPartition::new(record.topic, 0);
-        tp.partition = match (record.partition, &record.key) {
+        let mut tp = TopicPartition::new(std::mem::take(&mut record.record.topic), 0);
+        tp.partition = match (record.record.partition, &record.record.key) {
             (Some(p), _) => p,
             (None, Some(key)) if !ignore_keys => partition_for_key(key, partitions),
-            _ => self.sticky_partition(&mut tp, topic, record.size, batch_size),
+            _ => self.sticky_partition(&mut tp, topic, &record, batch_size),
         };
         let partition = tp.partition;
         if !self.queues.contains_key(&tp) {
@@ -156,18 +219,19 @@ impl Accumulator {
         let Some(queue) = self.queues.get_mut(&tp) else {
             unreachable!("the queue was just ensured");
         };
-        let new_batch = queue.needs_new_batch(record.size, batch_size);
+        let new_batch = queue.needs_new_batch(&record, batch_size);
         if new_batch {
             let id = self.next_id;
             self.next_id += 1;
+            let capacity = batch_size.min(INITIAL_BATCH_CAPACITY);
             queue.batches.push_back(Batch {
                 id,
                 tp,
-                records: Vec::new(),
-                completions: Vec::new(),
+                writer: Some(BatchWriter::with_capacity(capacity)),
+                pending: Vec::new(),
                 size: BATCH_OVERHEAD,
                 reserved: 0,
-                created: now,
+                created: now(),
                 attempts: 0,
                 retry_at: None,
                 full: false,
@@ -178,26 +242,41 @@ impl Accumulator {
         let Some(batch) = queue.batches.back_mut() else {
             unreachable!("a batch was just ensured");
         };
-        batch.records.push(record.spec);
-        batch.completions.push(record.completion);
-        batch.size += record.size;
+        let Some(writer) = batch.writer.as_mut() else {
+            unreachable!("the last batch is open (needs_new_batch)");
+        };
+        let written = record.write(writer);
+        let written = match written {
+            Ok(written) => written,
+            Err(e) => {
+                if batch.pending.is_empty() {
+                    queue.batches.pop_back();
+                }
+                return Err(e);
+            }
+        };
+        batch.pending.push(Pending {
+            completion: record.completion,
+            timestamp: record.timestamp,
+        });
+        batch.size += written;
         batch.reserved += record.size;
         batch.full = batch.size >= batch_size;
         self.incomplete += 1;
-        Appended {
+        Ok(Appended {
             partition,
             new_batch,
             full: batch.full,
-        }
+        })
     }
 
-    /// The sticky partition of `tp.topic` for a record of `size` bytes; `tp` is
-    /// scratch space (its partition is overwritten).
+    /// The sticky partition of `tp.topic` for `record`; `tp` is scratch space
+    /// (its partition is overwritten).
     fn sticky_partition(
         &mut self,
         tp: &mut TopicPartition,
         topic: &TopicInfo,
-        size: usize,
+        record: &Append,
         batch_size: usize,
     ) -> i32 {
         let partitions = topic.partitions.len() as i32;
@@ -217,7 +296,7 @@ impl Accumulator {
         let needs_new = self
             .queues
             .get(tp)
-            .is_none_or(|q| q.needs_new_batch(size, batch_size));
+            .is_none_or(|q| q.needs_new_batch(record, batch_size));
         if needs_new && used {
             partition = self
                 .sticky
@@ -272,9 +351,10 @@ impl Accumulator {
         let queue = self.queues.get_mut(tp)?;
         let mut batch = queue.batches.pop_front()?;
         if idempotent {
+            let count = batch.count();
             let sequence = *batch.sequence.get_or_insert_with(|| {
                 let base = queue.next_sequence;
-                queue.next_sequence = sequence_add(base, batch.records.len() as i32);
+                queue.next_sequence = sequence_add(base, count);
                 base
             });
             queue.in_flight.insert(batch.id, sequence);
@@ -312,7 +392,7 @@ impl Accumulator {
                 }
             }
         }
-        self.incomplete -= batch.records.len();
+        self.incomplete -= batch.pending.len();
     }
 
     /// Whether `sequence` is the one the broker expects next on `tp`: an
@@ -329,7 +409,7 @@ impl Accumulator {
         if let Some(queue) = self.queues.get_mut(&batch.tp) {
             queue.in_flight.remove(&batch.id);
         }
-        self.incomplete -= batch.records.len();
+        self.incomplete -= batch.pending.len();
     }
 
     /// `batch` failed for good and the broker did not write it (e.g.

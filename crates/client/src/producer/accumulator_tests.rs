@@ -1,7 +1,7 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use runnel_protocol::batch::RecordSpec;
+use runnel_protocol::batch::BatchWriter;
 use tokio::sync::oneshot;
 
 use super::*;
@@ -26,16 +26,24 @@ fn topic(partitions: i32) -> TopicInfo {
     }
 }
 
-fn record(partition: Option<i32>, key: Option<&'static str>, size: usize) -> Append {
+/// A record for topic "t" with a value of `value_len` bytes.
+fn record(partition: Option<i32>, key: Option<&'static str>, value_len: usize) -> Append {
     let (tx, _rx) = oneshot::channel();
+    let mut record = ProducerRecord::new("t").value(vec![b'v'; value_len]);
+    record.partition = partition;
+    record.key = key.map(|k| Bytes::from_static(k.as_bytes()));
     Append {
-        topic: "t".into(),
-        partition,
-        key: key.map(|k| Bytes::from_static(k.as_bytes())),
-        spec: RecordSpec::default(),
-        size,
+        size: record.estimated_size(),
+        record,
+        timestamp: 1_000,
         completion: Completion::Future(tx),
     }
+}
+
+/// Bytes that `record(_, None, value_len)` adds to a batch (while offset
+/// deltas take one byte).
+fn encoded(value_len: usize) -> usize {
+    BatchWriter::new().record_len(1_000, None, Some(&vec![b'v'; value_len]), [])
 }
 
 #[test]
@@ -43,15 +51,21 @@ fn records_fill_a_batch_up_to_batch_size_then_start_another() {
     let mut acc = Accumulator::default();
     let now = Instant::now();
     let t = topic(1);
-    let a = acc.append(record(Some(0), None, 100), &t, false, 261, now);
+    let batch_size = BATCH_OVERHEAD + 2 * encoded(100);
+    let a = acc.append(record(Some(0), None, 100), &t, false, batch_size, || now);
+    let a = a.unwrap();
     assert!(a.new_batch && !a.full);
-    let b = acc.append(record(Some(0), None, 100), &t, false, 261, now);
-    assert!(!b.new_batch && b.full, "61 + 200 reaches 261: {b:?}");
-    let c = acc.append(record(Some(0), None, 100), &t, false, 261, now);
-    assert!(c.new_batch);
+    let b = acc.append(record(Some(0), None, 100), &t, false, batch_size, || now);
+    let b = b.unwrap();
+    assert!(!b.new_batch && b.full, "two records fill it exactly: {b:?}");
+    let c = acc.append(record(Some(0), None, 100), &t, false, batch_size, || now);
+    assert!(c.unwrap().new_batch);
     let tp = TopicPartition::new("t", 0);
     let first = acc.drain(&tp, false).unwrap();
-    assert_eq!(first.records.len(), 2);
+    assert_eq!(first.count(), 2);
+    assert_eq!(first.size, batch_size, "the size is the encoded size");
+    let bytes = first.writer.unwrap().finish(&Default::default()).unwrap();
+    assert_eq!(bytes.len(), batch_size);
     assert_eq!(acc.incomplete, 3);
 }
 
@@ -60,7 +74,8 @@ fn a_batch_is_ready_after_linger_or_when_forced() {
     let mut acc = Accumulator::default();
     let now = Instant::now();
     let linger = Duration::from_millis(5);
-    acc.append(record(Some(0), None, 10), &topic(1), false, 16384, now);
+    acc.append(record(Some(0), None, 10), &topic(1), false, 16384, || now)
+        .unwrap();
     let (ready, next) = acc.ready(now, linger, false);
     assert!(ready.is_empty());
     assert_eq!(next, Some(now + linger));
@@ -78,9 +93,9 @@ fn keyed_records_use_murmur2() {
         &topic(7),
         false,
         16384,
-        Instant::now(),
+        Instant::now,
     );
-    assert_eq!(a.partition, partition_for_key(b"foobar", 7));
+    assert_eq!(a.unwrap().partition, partition_for_key(b"foobar", 7));
 }
 
 #[test]
@@ -88,11 +103,18 @@ fn unkeyed_records_stick_to_a_partition_until_its_batch_is_full() {
     let mut acc = Accumulator::default();
     let now = Instant::now();
     let t = topic(4);
-    let first = acc.append(record(None, None, 100), &t, false, 261, now);
-    let second = acc.append(record(None, None, 100), &t, false, 261, now);
+    let batch_size = BATCH_OVERHEAD + 2 * encoded(100);
+    let first = acc
+        .append(record(None, None, 100), &t, false, batch_size, || now)
+        .unwrap();
+    let second = acc
+        .append(record(None, None, 100), &t, false, batch_size, || now)
+        .unwrap();
     assert_eq!(first.partition, second.partition);
     assert!(second.full);
-    let third = acc.append(record(None, None, 100), &t, false, 261, now);
+    let third = acc
+        .append(record(None, None, 100), &t, false, batch_size, || now)
+        .unwrap();
     assert_ne!(
         third.partition, first.partition,
         "a full batch moves the sticky partition"
@@ -106,7 +128,8 @@ fn sequences_are_assigned_at_drain_and_retries_keep_their_order() {
     let t = topic(1);
     let tp = TopicPartition::new("t", 0);
     for _ in 0..3 {
-        acc.append(record(Some(0), None, 200), &t, false, 261, now);
+        acc.append(record(Some(0), None, 200), &t, false, 261, || now)
+            .unwrap();
     }
     let b0 = acc.drain(&tp, true).unwrap();
     let b1 = acc.drain(&tp, true).unwrap();
@@ -131,10 +154,14 @@ fn an_unwritten_failure_moves_later_sequences_down() {
     let now = Instant::now();
     let t = topic(1);
     let tp = TopicPartition::new("t", 0);
-    acc.append(record(Some(0), None, 200), &t, false, 200, now);
-    acc.append(record(Some(0), None, 100), &t, false, 200, now);
-    acc.append(record(Some(0), None, 100), &t, false, 200, now);
-    acc.append(record(Some(0), None, 200), &t, false, 200, now);
+    acc.append(record(Some(0), None, 200), &t, false, 200, || now)
+        .unwrap();
+    acc.append(record(Some(0), None, 100), &t, false, 200, || now)
+        .unwrap();
+    acc.append(record(Some(0), None, 100), &t, false, 200, || now)
+        .unwrap();
+    acc.append(record(Some(0), None, 200), &t, false, 200, || now)
+        .unwrap();
     let big = acc.drain(&tp, true).unwrap();
     let in_flight = acc.drain(&tp, true).unwrap();
     assert_eq!((big.sequence, in_flight.sequence), (Some(0), Some(1)));
@@ -153,8 +180,10 @@ fn acknowledgements_settled_out_of_order_keep_the_highest_sequence() {
     let now = Instant::now();
     let t = topic(1);
     let tp = TopicPartition::new("t", 0);
-    acc.append(record(Some(0), None, 200), &t, false, 261, now);
-    acc.append(record(Some(0), None, 200), &t, false, 261, now);
+    acc.append(record(Some(0), None, 200), &t, false, 261, || now)
+        .unwrap();
+    acc.append(record(Some(0), None, 200), &t, false, 261, || now)
+        .unwrap();
     let first = acc.drain(&tp, true).unwrap();
     let second = acc.drain(&tp, true).unwrap();
     acc.acknowledged(&second);
@@ -176,7 +205,8 @@ fn sequences_wrap_to_zero() {
 fn old_queued_batches_expire() {
     let mut acc = Accumulator::default();
     let now = Instant::now();
-    acc.append(record(Some(0), None, 10), &topic(1), false, 16384, now);
+    acc.append(record(Some(0), None, 10), &topic(1), false, 16384, || now)
+        .unwrap();
     assert!(acc.expire(now, Duration::from_secs(1)).is_empty());
     assert_eq!(
         acc.expire(now + Duration::from_secs(1), Duration::from_secs(1))

@@ -27,7 +27,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{InitProducerIdRequest, ProducerId};
 use parking_lot::Mutex;
-use runnel_protocol::batch::RecordSpec;
 use tokio::sync::{oneshot, Notify, Semaphore};
 
 use crate::cluster::{Cluster, Metadata};
@@ -214,9 +213,9 @@ impl Producer {
                 format!("sending to {}", record.topic),
             ));
         }
-        let now = Instant::now();
-        let deadline = now + config.max_block;
-        let metadata = self.topic(&record.topic, deadline).await?;
+        // The clock is read only if `send` has to wait.
+        let mut deadline = BlockDeadline::new(config.max_block);
+        let metadata = self.topic(&record.topic, &mut deadline).await?;
         let Some(topic) = metadata.topics.get(&record.topic) else {
             return Err(Error::UnknownTopic(record.topic));
         };
@@ -228,22 +227,10 @@ impl Producer {
                 });
             }
         }
-        self.reserve(size, deadline).await?;
-        let spec = RecordSpec {
-            timestamp: record.timestamp.unwrap_or_else(now_ms),
-            key: record.key.as_ref().map(|k| k.to_vec()),
-            value: record.value.map(|v| v.to_vec()),
-            headers: record
-                .headers
-                .into_iter()
-                .map(|h| (h.key.into_bytes(), h.value.map(|v| v.to_vec())))
-                .collect(),
-        };
+        self.reserve(size, &mut deadline).await?;
         let append = Append {
-            topic: record.topic,
-            partition: record.partition,
-            key: record.key,
-            spec,
+            timestamp: record.timestamp.unwrap_or_else(now_ms),
+            record,
             size,
             completion,
         };
@@ -259,8 +246,15 @@ impl Producer {
                 topic,
                 config.partitioner_ignore_keys,
                 config.batch_size,
-                now,
+                Instant::now,
             )
+        };
+        let appended = match appended {
+            Ok(appended) => appended,
+            Err(e) => {
+                self.shared.memory.add_permits(size);
+                return Err(e);
+            }
         };
         if appended.new_batch || appended.full || config.linger.is_zero() {
             self.shared.wake.notify_one();
@@ -269,7 +263,7 @@ impl Producer {
     }
 
     /// Takes `size` bytes of `buffer.memory`, waiting until `deadline`.
-    async fn reserve(&self, size: usize, deadline: Instant) -> Result<()> {
+    async fn reserve(&self, size: usize, deadline: &mut BlockDeadline) -> Result<()> {
         let memory = &self.shared.memory;
         // `size` <= buffer.memory <= u32::MAX (checked by validate and enqueue).
         let permits = size as u32;
@@ -279,7 +273,8 @@ impl Producer {
         }
         self.shared.blocked.fetch_add(1, Ordering::AcqRel);
         self.shared.wake.notify_one();
-        let waited = tokio::time::timeout_at(deadline.into(), memory.acquire_many(permits)).await;
+        let waited =
+            tokio::time::timeout_at(deadline.at().into(), memory.acquire_many(permits)).await;
         self.shared.blocked.fetch_sub(1, Ordering::AcqRel);
         match waited {
             Ok(Ok(permit)) => {
@@ -298,7 +293,7 @@ impl Producer {
     /// it auto-create the topic if it does) until `deadline`, as the Java client
     /// waits `max.block.ms`. The snapshot is shared, not copied: this runs for
     /// every record.
-    async fn topic(&self, name: &str, deadline: Instant) -> Result<Arc<Metadata>> {
+    async fn topic(&self, name: &str, deadline: &mut BlockDeadline) -> Result<Arc<Metadata>> {
         let cluster = &self.shared.cluster;
         let metadata = cluster.metadata();
         if metadata
@@ -332,7 +327,7 @@ impl Producer {
                     format!("metadata for topic {name}"),
                 ));
             }
-            if Instant::now() + backoff >= deadline {
+            if Instant::now() + backoff >= deadline.at() {
                 return Err(match code {
                     Some(3) => Error::UnknownTopic(name.to_owned()),
                     _ => Error::Timeout(format!(
@@ -405,6 +400,28 @@ impl<'a> Flushing<'a> {
 impl Drop for Flushing<'_> {
     fn drop(&mut self) {
         self.0.accumulator.lock().flushing -= 1;
+    }
+}
+
+/// When a `send` that has to wait gives up (`max.block.ms`), counted from the
+/// first wait: most sends never wait and never read the clock for it.
+struct BlockDeadline {
+    max_block: Duration,
+    at: Option<Instant>,
+}
+
+impl BlockDeadline {
+    fn new(max_block: Duration) -> BlockDeadline {
+        BlockDeadline {
+            max_block,
+            at: None,
+        }
+    }
+
+    fn at(&mut self) -> Instant {
+        *self
+            .at
+            .get_or_insert_with(|| Instant::now() + self.max_block)
     }
 }
 

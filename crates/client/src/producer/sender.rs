@@ -16,7 +16,7 @@ use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProdu
 use kafka_protocol::messages::produce_response::PartitionProduceResponse;
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
-use runnel_protocol::batch::BatchBuilder;
+use runnel_protocol::batch::{set_producer_fields, BatchFields};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
 use super::accumulator::Batch;
@@ -74,7 +74,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
         for batch in expired {
             let error = Error::Timeout(format!(
                 "{} record(s) for {} expired after delivery.timeout.ms ({:?})",
-                batch.records.len(),
+                batch.count(),
                 batch.tp,
                 shared.config.delivery_timeout
             ));
@@ -233,26 +233,40 @@ fn complete_request(
     shared.wake.notify_one();
 }
 
+/// The batch's bytes for its current sequence: finished from its writer the
+/// first time; afterwards the cached bytes, or a copy of them with the
+/// producer fields rewritten if the sequence moved (see `failed_unwritten`).
 fn encode(shared: &Shared, batch: &mut Batch) -> Result<Bytes> {
-    if let Some((sequence, bytes)) = &batch.encoded {
-        if *sequence == batch.sequence {
-            return Ok(bytes.clone());
-        }
-    }
-    let mut builder = BatchBuilder {
-        compression: shared.config.compression,
-        records: std::mem::take(&mut batch.records),
-        ..BatchBuilder::default()
+    let (producer_id, producer_epoch, base_sequence) = match batch.sequence {
+        Some(sequence) => (shared.producer_id.0, shared.producer_id.1, sequence),
+        None => (-1, -1, -1),
     };
-    if let Some(sequence) = batch.sequence {
-        let (producer_id, epoch) = shared.producer_id;
-        builder = builder.producer(producer_id, epoch, sequence);
-    }
-    let built = builder.build();
-    batch.records = builder.records;
-    let bytes = Bytes::from(
-        built.map_err(|e| Error::Protocol(format!("encoding a batch for {}: {e}", batch.tp)))?,
-    );
+    let encoding_error = |e| Error::Protocol(format!("encoding a batch for {}: {e}", batch.tp));
+    let bytes = match (&batch.encoded, batch.writer.take()) {
+        (Some((sequence, bytes)), _) if *sequence == batch.sequence => return Ok(bytes.clone()),
+        (Some((_, bytes)), _) => {
+            let mut moved = bytes.to_vec();
+            set_producer_fields(&mut moved, producer_id, producer_epoch, base_sequence)
+                .map_err(encoding_error)?;
+            Bytes::from(moved)
+        }
+        (None, Some(writer)) => {
+            let fields = BatchFields {
+                producer_id,
+                producer_epoch,
+                base_sequence,
+                compression: shared.config.compression,
+                ..BatchFields::default()
+            };
+            Bytes::from(writer.finish(&fields).map_err(encoding_error)?)
+        }
+        (None, None) => {
+            return Err(Error::Protocol(format!(
+                "a batch for {} has neither records nor bytes",
+                batch.tp
+            )))
+        }
+    };
     batch.encoded = Some((batch.sequence, bytes.clone()));
     Ok(bytes)
 }
@@ -390,8 +404,8 @@ fn retry_or_fail(shared: &Shared, batch: Batch, error: Error) {
 fn succeed(shared: &Shared, batch: Batch, base_offset: i64, log_append_time: i64) {
     shared.accumulator.lock().acknowledged(&batch);
     release(shared, batch.reserved);
-    for (i, (record, completion)) in batch.records.iter().zip(batch.completions).enumerate() {
-        completion.complete(Ok(RecordMetadata {
+    for (i, pending) in batch.pending.into_iter().enumerate() {
+        pending.completion.complete(Ok(RecordMetadata {
             topic: batch.tp.topic.clone(),
             partition: batch.tp.partition,
             offset: if base_offset >= 0 {
@@ -402,7 +416,7 @@ fn succeed(shared: &Shared, batch: Batch, base_offset: i64, log_append_time: i64
             timestamp: if log_append_time >= 0 {
                 log_append_time
             } else {
-                record.timestamp
+                pending.timestamp
             },
         }));
     }
@@ -421,8 +435,8 @@ pub(crate) fn fail(shared: &Shared, batch: Batch, error: Error, unwritten: bool)
         }
     }
     release(shared, batch.reserved);
-    for completion in batch.completions {
-        completion.complete(Err(error.clone()));
+    for pending in batch.pending {
+        pending.completion.complete(Err(error.clone()));
     }
     shared.done.notify_waiters();
 }
