@@ -1,6 +1,7 @@
 //! Per-partition queues of record batches waiting to be sent, and the
 //! idempotent producer's sequence bookkeeping. Sans-io: time is passed in.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
@@ -213,14 +214,22 @@ impl Accumulator {
             _ => self.sticky_partition(&mut tp, topic, &record, batch_size),
         };
         let partition = tp.partition;
-        if !self.queues.contains_key(&tp) {
-            self.queues.insert(tp.clone(), PartitionQueue::default());
-        }
-        let Some(queue) = self.queues.get_mut(&tp) else {
-            unreachable!("the queue was just ensured");
+        // One hash lookup; the key is cloned only for a new queue or batch.
+        let (queue, new_batch_tp) = match self.queues.entry(tp) {
+            Entry::Occupied(entry) => {
+                let tp = entry
+                    .get()
+                    .needs_new_batch(&record, batch_size)
+                    .then(|| entry.key().clone());
+                (entry.into_mut(), tp)
+            }
+            Entry::Vacant(entry) => {
+                let tp = entry.key().clone();
+                (entry.insert(PartitionQueue::default()), Some(tp))
+            }
         };
-        let new_batch = queue.needs_new_batch(&record, batch_size);
-        if new_batch {
+        let new_batch = new_batch_tp.is_some();
+        if let Some(tp) = new_batch_tp {
             let id = self.next_id;
             self.next_id += 1;
             let capacity = batch_size.min(INITIAL_BATCH_CAPACITY);
