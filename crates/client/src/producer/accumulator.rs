@@ -116,7 +116,9 @@ impl PartitionQueue {
             || last.attempts > 0
             || last.sequence.is_some()
             || writer.count() >= MAX_BATCH_RECORDS
-            || last.size + record.encoded_len(writer) > batch_size
+            // `record.size` bounds the exact size: computed only near the limit.
+            || (last.size + record.size > batch_size
+                && last.size + record.encoded_len(writer) > batch_size)
     }
 }
 

@@ -215,9 +215,22 @@ impl Producer {
         }
         // The clock is read only if `send` has to wait.
         let mut deadline = BlockDeadline::new(config.max_block);
-        let metadata = self.topic(&record.topic, &mut deadline).await?;
-        let Some(topic) = metadata.topics.get(&record.topic) else {
-            return Err(Error::UnknownTopic(record.topic));
+        // One lookup when the topic is known (every send but the first).
+        let cached = self.shared.cluster.metadata();
+        let fetched;
+        let known = cached
+            .topics
+            .get(&record.topic)
+            .filter(|t| !t.partitions.is_empty());
+        let topic = match known {
+            Some(topic) => topic,
+            None => {
+                fetched = self.topic(&record.topic, &mut deadline).await?;
+                let Some(topic) = fetched.topics.get(&record.topic) else {
+                    return Err(Error::UnknownTopic(record.topic));
+                };
+                topic
+            }
         };
         if let Some(p) = record.partition {
             if p < 0 || p as usize >= topic.partitions.len() {
