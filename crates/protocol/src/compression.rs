@@ -29,6 +29,17 @@ pub enum Compression {
     Zstd,
 }
 
+impl Compression {
+    /// Every codec, in attribute order.
+    pub const ALL: [Compression; 5] = [
+        Compression::None,
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ];
+}
+
 /// Why a payload could not be compressed or decompressed.
 #[derive(Debug, thiserror::Error)]
 pub enum CompressionError {

@@ -29,14 +29,6 @@ type Result<T> = std::result::Result<T, Box<dyn Error>>;
 /// The time every seed is stamped with.
 const NOW: Timestamp = Timestamp(1_700_000_000_000);
 
-const CODECS: [Compression; 5] = [
-    Compression::None,
-    Compression::Gzip,
-    Compression::Snappy,
-    Compression::Lz4,
-    Compression::Zstd,
-];
-
 fn main() -> Result<()> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus");
     let requests = request_seeds()?;
@@ -141,9 +133,11 @@ fn request_body(api_key: ApiKey, version: i16) -> Result<Option<RequestKind>> {
                 .with_name(topic("orders"))
                 .with_partitions(vec![ListOffsetsPartition::default().with_timestamp(-1)])],
         )),
-        ApiKey::Metadata => RequestKind::Metadata(MetadataRequest::default().with_topics(Some(
-            vec![MetadataRequestTopic::default().with_name(Some(topic("orders")))],
-        ))),
+        ApiKey::Metadata => {
+            RequestKind::Metadata(MetadataRequest::default().with_topics(Some(vec![
+                MetadataRequestTopic::default().with_name(Some(topic("orders"))),
+            ])))
+        }
         ApiKey::ApiVersions => RequestKind::ApiVersions(ApiVersionsRequest::default()),
         ApiKey::CreateTopics => RequestKind::CreateTopics(
             CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default()
@@ -204,7 +198,7 @@ fn request_seeds() -> Result<Vec<(String, Vec<u8>)>> {
 fn batch_seeds() -> Result<Vec<(String, Vec<u8>)>> {
     let mut seeds = Vec::new();
     let values: [&[u8]; 3] = [b"alpha", b"", b"gamma gamma gamma gamma"];
-    for codec in CODECS {
+    for codec in Compression::ALL {
         let name = format!("{codec:?}").to_lowercase();
         seeds.push((format!("{name}-one"), batch(codec, &values[..1])?));
         seeds.push((format!("{name}-three"), batch(codec, &values)?));
@@ -220,7 +214,7 @@ fn batch_seeds() -> Result<Vec<(String, Vec<u8>)>> {
     set_log_append_time(&mut append_time, NOW)?;
     seeds.push(("log-append-time".into(), append_time));
     let mut several = Vec::new();
-    for (i, codec) in CODECS.into_iter().enumerate() {
+    for (i, codec) in Compression::ALL.into_iter().enumerate() {
         let mut one = batch(codec, &values[..2])?;
         set_base_offset(&mut one, Offset(i as i64 * 2))?;
         several.extend_from_slice(&one);
@@ -282,7 +276,7 @@ fn segment_input(flags: u8, files: &LogFiles) -> SegmentInput {
 fn segment_seeds() -> Result<Vec<(String, Vec<u8>)>> {
     let mut seeds = Vec::new();
     let values: [&[u8]; 2] = [b"key-less value", b"another value"];
-    let all_codecs: Vec<Vec<u8>> = CODECS
+    let all_codecs: Vec<Vec<u8>> = Compression::ALL
         .into_iter()
         .map(|codec| batch(codec, &values))
         .collect::<Result<_>>()?;
@@ -323,7 +317,7 @@ fn segment_seeds() -> Result<Vec<(String, Vec<u8>)>> {
         ..LogConfig::default()
     };
     let small: Vec<Vec<u8>> = (0..6)
-        .map(|i| batch(CODECS[i % CODECS.len()], &values[..1]))
+        .map(|i| batch(Compression::ALL[i % Compression::ALL.len()], &values[..1]))
         .collect::<Result<_>>()?;
     let indexed = write_log(dense.clone(), &small)?;
     seeds.push(("indexed".into(), segment_input(0, &indexed).encode()));

@@ -530,11 +530,7 @@ impl Member {
     /// moves them to members that are alive. A static member sends no
     /// LeaveGroup (KIP-345); its session timeout decides.
     async fn leave_for_poll_timeout(&mut self) {
-        tracing::warn!(
-            group = %self.config.group_id,
-            timeout = ?self.config.rebalance_timeout,
-            "no poll within max.poll.interval.ms; leaving the group until the next poll"
-        );
+        self.link.warn_poll_expired(&self.config.group_id);
         self.lose_partitions().await;
         self.link.set_generation(None);
         if self.config.group_instance_id.is_some() || self.member_id.is_empty() {

@@ -150,11 +150,7 @@ impl Member {
     /// leaves, to join again with epoch 0 at the next poll, as Kafka's
     /// consumer does.
     async fn leave_for_poll_timeout(&mut self) {
-        tracing::warn!(
-            group = %self.config.group_id,
-            timeout = ?self.config.rebalance_timeout,
-            "no poll within max.poll.interval.ms; leaving the group until the next poll"
-        );
+        self.link.warn_poll_expired(&self.config.group_id);
         self.lose_partitions().await;
         if self.epoch > 0 {
             let epoch = if self.config.group_instance_id.is_some() {

@@ -306,6 +306,16 @@ impl Link {
             .is_some_and(|polls| polls.expired(self.callback_timeout))
     }
 
+    /// Logs that the member leaves `group` because the application stopped
+    /// polling.
+    pub(crate) fn warn_poll_expired(&self, group: &str) {
+        tracing::warn!(
+            group,
+            timeout = ?self.callback_timeout,
+            "no poll within max.poll.interval.ms; leaving the group until the next poll"
+        );
+    }
+
     /// After [`Link::poll_expired`]: waits until the application asks for
     /// records again.
     pub(crate) async fn poll_resumed(&self) {

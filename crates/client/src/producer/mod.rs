@@ -308,12 +308,14 @@ impl Producer {
     /// every record.
     async fn topic(&self, name: &str, deadline: &mut BlockDeadline) -> Result<Arc<Metadata>> {
         let cluster = &self.shared.cluster;
+        let has_partitions = |metadata: &Metadata| {
+            metadata
+                .topics
+                .get(name)
+                .is_some_and(|t| !t.partitions.is_empty())
+        };
         let metadata = cluster.metadata();
-        if metadata
-            .topics
-            .get(name)
-            .is_some_and(|t| !t.partitions.is_empty())
-        {
+        if has_partitions(&metadata) {
             return Ok(metadata);
         }
         if name.is_empty() {
@@ -322,11 +324,7 @@ impl Producer {
         loop {
             let errors = cluster.fetch_metadata(&[name.to_owned()], true).await?;
             let metadata = cluster.metadata();
-            if metadata
-                .topics
-                .get(name)
-                .is_some_and(|t| !t.partitions.is_empty())
-            {
+            if has_partitions(&metadata) {
                 return Ok(metadata);
             }
             let code = errors.iter().find(|(t, _)| t == name).map(|(_, c)| *c);

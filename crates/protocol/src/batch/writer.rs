@@ -335,14 +335,6 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    const CODECS: [Compression; 5] = [
-        Compression::None,
-        Compression::Gzip,
-        Compression::Snappy,
-        Compression::Lz4,
-        Compression::Zstd,
-    ];
-
     fn write(records: &[RecordSpec], fields: &BatchFields) -> Vec<u8> {
         let mut writer = BatchWriter::new();
         for r in records {
@@ -398,7 +390,7 @@ mod tests {
     #[test]
     fn writer_matches_builder_for_every_codec() {
         let records = mixed_records();
-        for compression in CODECS {
+        for compression in Compression::ALL {
             let fields = BatchFields {
                 compression,
                 producer_id: 42,
@@ -475,7 +467,7 @@ mod tests {
     #[test]
     fn set_producer_fields_gives_the_batch_written_with_them() {
         let records = mixed_records();
-        for compression in CODECS {
+        for compression in Compression::ALL {
             let first = BatchFields {
                 compression,
                 producer_id: 9,
@@ -532,7 +524,7 @@ mod tests {
             records in proptest::collection::vec(arb_record(), 1..40),
             codec in 0usize..5,
         ) {
-            let fields = BatchFields { compression: CODECS[codec], ..BatchFields::default() };
+            let fields = BatchFields { compression: Compression::ALL[codec], ..BatchFields::default() };
             let written = write(&records, &fields);
             prop_assert_eq!(&written, &build(&records, &fields));
             let decoded = decode_records(&written, 1 << 24).unwrap();
