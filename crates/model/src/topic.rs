@@ -10,7 +10,13 @@ pub const TOPIC_NAME_MAX_LEN: usize = 249;
 
 /// A validated topic name: 1..=249 characters of `[a-zA-Z0-9._-]`, neither
 /// `.` nor `..`.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+///
+/// Serialized as a plain string; deserializing validates it again, so a
+/// stored name that breaks the rules is refused rather than adopted.
+#[derive(
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(try_from = "String", into = "String")]
 pub struct TopicName(String);
 
 /// Why a topic name was refused; the message is what clients see.
@@ -59,6 +65,20 @@ impl TopicName {
     /// with two underscores.
     pub fn is_internal(&self) -> bool {
         self.0 == "__consumer_offsets" || self.0 == "__transaction_state"
+    }
+}
+
+impl TryFrom<String> for TopicName {
+    type Error = TopicNameError;
+
+    fn try_from(name: String) -> Result<TopicName, TopicNameError> {
+        TopicName::new(name)
+    }
+}
+
+impl From<TopicName> for String {
+    fn from(name: TopicName) -> String {
+        name.0
     }
 }
 

@@ -1,0 +1,129 @@
+//! Leader election and ISR changes as pure functions of an image: each
+//! returns the [`PartitionChangeRecord`]s that bring the partitions to the
+//! wanted state, and nothing for partitions already there.
+//!
+//! Kafka's rules: a leader is chosen from the ISR only, among unfenced
+//! brokers, in the order of the replica list (so the preferred leader wins
+//! when eligible). The ISR never becomes empty: when its last member goes,
+//! that member stays in it and the partition has no leader until a member
+//! returns (no unclean election).
+
+use runnel_model::{BrokerId, LeaderEpoch, PartitionId};
+use uuid::Uuid;
+
+use crate::image::{MetadataImage, PartitionState};
+use crate::records::PartitionChangeRecord;
+use crate::PartitionEpoch;
+
+/// The record moving `old` to `leader` and `isr`, with the epochs bumped
+/// as Kafka bumps them: the partition epoch always, the leader epoch when
+/// the leader changes. `None` if nothing changes.
+pub(crate) fn change(
+    topic_id: Uuid,
+    partition: PartitionId,
+    old: &PartitionState,
+    leader: Option<BrokerId>,
+    isr: Vec<BrokerId>,
+) -> Option<PartitionChangeRecord> {
+    if leader == old.leader && isr == old.isr {
+        return None;
+    }
+    let leader_epoch = if leader == old.leader {
+        old.leader_epoch
+    } else {
+        LeaderEpoch(old.leader_epoch.0.saturating_add(1))
+    };
+    Some(PartitionChangeRecord {
+        topic_id,
+        partition,
+        leader,
+        isr: (isr != old.isr).then_some(isr),
+        replicas: None,
+        leader_epoch,
+        partition_epoch: PartitionEpoch(old.partition_epoch.0.saturating_add(1)),
+    })
+}
+
+/// The first replica, in replica order, that is in `isr`, unfenced in
+/// `image` and not `excluded`.
+fn first_eligible(
+    image: &MetadataImage,
+    state: &PartitionState,
+    isr: &[BrokerId],
+    excluded: Option<BrokerId>,
+) -> Option<BrokerId> {
+    state
+        .replicas
+        .iter()
+        .copied()
+        .find(|&b| isr.contains(&b) && image.is_unfenced(b) && Some(b) != excluded)
+}
+
+/// Takes `broker` out of every ISR it is in (unless it is the last member)
+/// and moves every leadership it holds to another eligible ISR member, or
+/// to none.
+///
+/// Called after the broker's fencing is in `image` (the broker is then not
+/// eligible anyway), or before it for a controlled shutdown, with the
+/// broker still unfenced but excluded.
+pub(crate) fn move_away(image: &MetadataImage, broker: BrokerId) -> Vec<PartitionChangeRecord> {
+    let mut records = Vec::new();
+    for (topic_id, partition, state) in image.partitions() {
+        if !state.isr.contains(&broker) && state.leader != Some(broker) {
+            continue;
+        }
+        let mut isr: Vec<BrokerId> = state.isr.iter().copied().filter(|&b| b != broker).collect();
+        if isr.is_empty() {
+            isr = state.isr.clone();
+        }
+        let leader = if state.leader == Some(broker) {
+            first_eligible(image, state, &isr, Some(broker))
+        } else {
+            state.leader
+        };
+        records.extend(change(topic_id, partition, state, leader, isr));
+    }
+    records
+}
+
+/// Elects a leader for every partition without one that has an eligible
+/// ISR member — what a broker coming back (unfenced) triggers.
+pub(crate) fn elect_leaderless(image: &MetadataImage) -> Vec<PartitionChangeRecord> {
+    image
+        .partitions()
+        .filter(|(_, _, state)| state.leader.is_none())
+        .filter_map(|(topic_id, partition, state)| {
+            let leader = first_eligible(image, state, &state.isr, None)?;
+            change(topic_id, partition, state, Some(leader), state.isr.clone())
+        })
+        .collect()
+}
+
+/// Moves leadership back to the preferred leader (the first replica) of
+/// every partition where it is eligible and not already leading; only the
+/// partitions in `only`, if given.
+pub fn elect_preferred_leaders(
+    image: &MetadataImage,
+    only: Option<&[(Uuid, PartitionId)]>,
+) -> Vec<PartitionChangeRecord> {
+    image
+        .partitions()
+        .filter(|(topic_id, partition, _)| {
+            only.is_none_or(|wanted| wanted.contains(&(*topic_id, *partition)))
+        })
+        .filter_map(|(topic_id, partition, state)| {
+            let preferred = *state.replicas.first()?;
+            let eligible = state.isr.contains(&preferred) && image.is_unfenced(preferred);
+            if !eligible || state.leader == Some(preferred) {
+                return None;
+            }
+            change(
+                topic_id,
+                partition,
+                state,
+                Some(preferred),
+                state.isr.clone(),
+            )
+        })
+        .collect()
+}

@@ -1,0 +1,178 @@
+//! A controller and the image it works on, with records "committed" at once.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+
+use runnel_metadata::records::Endpoint;
+use runnel_metadata::{
+    BrokerEpoch, BrokerRegistrationRequest, Controller, ControllerConfig, CreateTopicRequest,
+    HeartbeatRequest, HeartbeatResponse, MetadataImage, MetadataRecord, Millis, PartitionState,
+};
+use runnel_model::{BrokerId, TopicName};
+use uuid::Uuid;
+
+pub struct Cluster {
+    pub image: MetadataImage,
+    pub controller: Controller,
+    /// Every record committed so far, in order.
+    pub log: Vec<MetadataRecord>,
+    next_id: u128,
+}
+
+impl Cluster {
+    pub fn new() -> Cluster {
+        Cluster {
+            image: MetadataImage::default(),
+            controller: Controller::new(ControllerConfig::default()),
+            log: Vec::new(),
+            next_id: 1,
+        }
+    }
+
+    pub fn commit(&mut self, records: Vec<MetadataRecord>) -> Vec<MetadataRecord> {
+        for record in &records {
+            self.image = self.image.apply(record).expect("controller records apply");
+            self.log.push(record.clone());
+        }
+        records
+    }
+
+    pub fn register_as(
+        &mut self,
+        now: Millis,
+        id: i32,
+        incarnation: u128,
+        rack: Option<&str>,
+    ) -> BrokerEpoch {
+        let request = BrokerRegistrationRequest {
+            broker_id: BrokerId(id),
+            incarnation_id: Uuid::from_u128(incarnation),
+            endpoints: vec![Endpoint {
+                name: "PLAINTEXT".into(),
+                host: "localhost".into(),
+                port: 9092 + id as u16,
+                security_protocol: "PLAINTEXT".into(),
+            }],
+            rack: rack.map(str::to_string),
+        };
+        let effects = self
+            .controller
+            .register_broker(now, &self.image, request)
+            .expect("registers");
+        self.commit(effects.records);
+        effects.response
+    }
+
+    /// Registers broker `id` and unfences it with a first heartbeat.
+    pub fn join(&mut self, now: Millis, id: i32, rack: Option<&str>) -> BrokerEpoch {
+        let epoch = self.register_as(now, id, 1000 + id as u128, rack);
+        let response = self.heartbeat(now, id);
+        assert!(!response.is_fenced);
+        epoch
+    }
+
+    pub fn heartbeat(&mut self, now: Millis, id: i32) -> HeartbeatResponse {
+        self.heartbeat_with(now, id, false)
+    }
+
+    pub fn heartbeat_with(
+        &mut self,
+        now: Millis,
+        id: i32,
+        want_shut_down: bool,
+    ) -> HeartbeatResponse {
+        let broker_epoch = self
+            .image
+            .broker(BrokerId(id))
+            .expect("registered")
+            .broker_epoch;
+        let effects = self
+            .controller
+            .heartbeat(
+                now,
+                &self.image,
+                HeartbeatRequest {
+                    broker_id: BrokerId(id),
+                    broker_epoch,
+                    want_fence: false,
+                    want_shut_down,
+                },
+            )
+            .expect("heartbeat accepted");
+        self.commit(effects.records);
+        effects.response
+    }
+
+    pub fn tick(&mut self, now: Millis) -> Vec<MetadataRecord> {
+        let records = self.controller.tick(now, &self.image).expect("tick");
+        self.commit(records)
+    }
+
+    pub fn create_topic(&mut self, name: &str, partitions: i32, rf: i16) -> Uuid {
+        let effects = self.try_create_topic(name, partitions, rf);
+        let (_, result) = &effects[0];
+        result.as_ref().expect("created").topic_id
+    }
+
+    pub fn try_create_topic(
+        &mut self,
+        name: &str,
+        partitions: i32,
+        rf: i16,
+    ) -> runnel_metadata::TopicResults<runnel_metadata::CreatedTopic> {
+        let request = CreateTopicRequest {
+            name: TopicName::new(name).expect("valid name"),
+            num_partitions: partitions,
+            replication_factor: rf,
+            configs: BTreeMap::new(),
+        };
+        let mut next_id = self.next_id;
+        let effects = self
+            .controller
+            .create_topics(&self.image, &[request], &mut || {
+                next_id += 1;
+                Uuid::from_u128(next_id)
+            })
+            .expect("create_topics");
+        self.next_id = next_id;
+        self.commit(effects.records);
+        effects.response
+    }
+
+    pub fn partitions_of(&self, topic_id: Uuid) -> Vec<PartitionState> {
+        self.image
+            .topic_by_id(topic_id)
+            .expect("topic")
+            .partitions
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// How many partitions (of every topic) each broker leads.
+    pub fn leader_counts(&self) -> BTreeMap<BrokerId, usize> {
+        let mut counts = BTreeMap::new();
+        for (_, _, state) in self.image.partitions() {
+            if let Some(leader) = state.leader {
+                *counts.entry(leader).or_default() += 1;
+            }
+        }
+        counts
+    }
+}
+
+/// The invariants every image the controller produces keeps.
+pub fn check_invariants(image: &MetadataImage) {
+    for (topic, partition, state) in image.partitions() {
+        let at = format!("{topic}-{partition}");
+        assert!(!state.isr.is_empty(), "{at}: empty ISR");
+        assert!(
+            state.isr.iter().all(|b| state.replicas.contains(b)),
+            "{at}: ISR not within replicas"
+        );
+        if let Some(leader) = state.leader {
+            assert!(state.isr.contains(&leader), "{at}: leader outside the ISR");
+            assert!(image.is_unfenced(leader), "{at}: fenced leader {leader}");
+        }
+    }
+}

@@ -1,0 +1,191 @@
+//! Random sequences of registrations, heartbeats, time passing, topic
+//! operations and elections keep the metadata's invariants: no fenced
+//! leader, leader ∈ ISR ⊆ replicas, a non-empty ISR, epochs that only grow,
+//! and a log that replays into the image the controller worked on.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::{check_invariants, Cluster};
+use proptest::prelude::*;
+use runnel_metadata::{
+    elect_preferred_leaders, BrokerEpoch, BrokerRegistrationRequest, ControllerError,
+    HeartbeatRequest, MetadataImage, PartitionEpoch,
+};
+use runnel_model::{BrokerId, LeaderEpoch, PartitionId, TopicName};
+use uuid::Uuid;
+
+#[derive(Debug, Clone)]
+enum Op {
+    Register { broker: i32, incarnation: u128 },
+    Heartbeat { broker: i32, want_fence: bool },
+    Shutdown { broker: i32 },
+    Advance { ms: i64 },
+    Tick,
+    CreateTopic { partitions: i32, rf: i16 },
+    CreatePartitions { topic: usize, extra: i32 },
+    DeleteTopic { topic: usize },
+    PreferredElection,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        2 => (0..5i32, 0..3u128).prop_map(|(broker, incarnation)| Op::Register { broker, incarnation }),
+        4 => (0..5i32, proptest::bool::weighted(0.1))
+            .prop_map(|(broker, want_fence)| Op::Heartbeat { broker, want_fence }),
+        1 => (0..5i32).prop_map(|broker| Op::Shutdown { broker }),
+        3 => (0..7000i64).prop_map(|ms| Op::Advance { ms }),
+        2 => Just(Op::Tick),
+        2 => (1..6i32, 1..4i16).prop_map(|(partitions, rf)| Op::CreateTopic { partitions, rf }),
+        1 => (0..4usize, 0..3i32).prop_map(|(topic, extra)| Op::CreatePartitions { topic, extra }),
+        1 => (0..4usize).prop_map(|topic| Op::DeleteTopic { topic }),
+        1 => Just(Op::PreferredElection),
+    ]
+}
+
+struct World {
+    cluster: Cluster,
+    now: i64,
+    topics_created: u32,
+    /// The highest epochs seen per partition and per broker.
+    partition_epochs: BTreeMap<(Uuid, PartitionId), (LeaderEpoch, PartitionEpoch)>,
+    broker_epochs: BTreeMap<BrokerId, BrokerEpoch>,
+}
+
+impl World {
+    fn topic_name(&self, index: usize) -> Option<TopicName> {
+        let mut names: Vec<TopicName> = self
+            .cluster
+            .image
+            .topics()
+            .map(|t| t.name.clone())
+            .collect();
+        names.sort();
+        names.get(index).cloned()
+    }
+
+    fn step(&mut self, op: Op) {
+        let now = self.now;
+        let cluster = &mut self.cluster;
+        match op {
+            Op::Register {
+                broker,
+                incarnation,
+            } => {
+                let request = BrokerRegistrationRequest {
+                    broker_id: BrokerId(broker),
+                    incarnation_id: Uuid::from_u128(100 * broker as u128 + incarnation + 1),
+                    endpoints: vec![],
+                    rack: Some(format!("rack-{}", broker % 2)),
+                };
+                match cluster
+                    .controller
+                    .register_broker(now, &cluster.image, request)
+                {
+                    Ok(effects) => {
+                        cluster.commit(effects.records);
+                    }
+                    Err(ControllerError::DuplicateBrokerRegistration(_)) => {}
+                    Err(other) => panic!("registration failed: {other}"),
+                }
+            }
+            Op::Heartbeat { broker, want_fence } => self.heartbeat(broker, want_fence, false),
+            Op::Shutdown { broker } => self.heartbeat(broker, false, true),
+            Op::Advance { ms } => self.now += ms,
+            Op::Tick => {
+                self.cluster.tick(now);
+            }
+            Op::CreateTopic { partitions, rf } => {
+                self.topics_created += 1;
+                let name = format!("topic-{}", self.topics_created);
+                let _ = self.cluster.try_create_topic(&name, partitions, rf);
+            }
+            Op::CreatePartitions { topic, extra } => {
+                if let Some(name) = self.topic_name(topic) {
+                    let image = &self.cluster.image;
+                    let current = image.topic_by_name(&name).map_or(0, |t| t.partitions.len());
+                    let effects = self
+                        .cluster
+                        .controller
+                        .create_partitions(image, &[(name, current as i32 + extra)])
+                        .expect("create_partitions");
+                    self.cluster.commit(effects.records);
+                }
+            }
+            Op::DeleteTopic { topic } => {
+                if let Some(name) = self.topic_name(topic) {
+                    let effects = self
+                        .cluster
+                        .controller
+                        .delete_topics(&self.cluster.image, &[name])
+                        .expect("delete_topics");
+                    self.cluster.commit(effects.records);
+                }
+            }
+            Op::PreferredElection => {
+                let records = elect_preferred_leaders(&self.cluster.image, None);
+                self.cluster
+                    .commit(records.into_iter().map(Into::into).collect());
+            }
+        }
+    }
+
+    fn heartbeat(&mut self, broker: i32, want_fence: bool, want_shut_down: bool) {
+        let cluster = &mut self.cluster;
+        let Some(registration) = cluster.image.broker(BrokerId(broker)) else {
+            return;
+        };
+        let request = HeartbeatRequest {
+            broker_id: BrokerId(broker),
+            broker_epoch: registration.broker_epoch,
+            want_fence,
+            want_shut_down,
+        };
+        let effects = cluster
+            .controller
+            .heartbeat(self.now, &cluster.image, request)
+            .expect("heartbeat with the current epoch");
+        cluster.commit(effects.records);
+    }
+
+    fn check(&mut self) {
+        let image = &self.cluster.image;
+        check_invariants(image);
+        for (topic, partition, state) in image.partitions() {
+            let now = (state.leader_epoch, state.partition_epoch);
+            if let Some(before) = self.partition_epochs.insert((topic, partition), now) {
+                assert!(now.0 >= before.0 && now.1 >= before.1, "epochs went back");
+            }
+        }
+        for broker in image.brokers() {
+            if let Some(before) = self
+                .broker_epochs
+                .insert(broker.broker_id, broker.broker_epoch)
+            {
+                assert!(broker.broker_epoch >= before, "broker epoch went back");
+            }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn random_operations_keep_the_invariants(ops in proptest::collection::vec(op(), 1..80)) {
+        let mut world = World {
+            cluster: Cluster::new(),
+            now: 0,
+            topics_created: 0,
+            partition_epochs: BTreeMap::new(),
+            broker_epochs: BTreeMap::new(),
+        };
+        for op in ops {
+            world.step(op);
+            world.check();
+        }
+        let replayed = MetadataImage::replay(&world.cluster.log).expect("log replays");
+        prop_assert_eq!(replayed, world.cluster.image);
+    }
+}
