@@ -72,7 +72,7 @@ pub enum ControllerError {
 }
 
 /// A BrokerRegistration request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct BrokerRegistrationRequest {
     pub broker_id: BrokerId,
     /// New at every start of the broker process.
@@ -83,7 +83,7 @@ pub struct BrokerRegistrationRequest {
 }
 
 /// A BrokerHeartbeat request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct HeartbeatRequest {
     pub broker_id: BrokerId,
     pub broker_epoch: BrokerEpoch,
@@ -94,7 +94,7 @@ pub struct HeartbeatRequest {
 }
 
 /// The answer to a heartbeat.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct HeartbeatResponse {
     pub is_fenced: bool,
     /// The controlled shutdown is done: the broker leads nothing and may

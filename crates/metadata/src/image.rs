@@ -373,6 +373,51 @@ impl MetadataImage {
             .flat_map(|t| t.partitions.iter().map(move |(p, s)| (t.id, *p, s)))
     }
 
+    /// Records that replay onto an empty image into one equal to this:
+    /// the form of a snapshot of the metadata log (brokers, then topics
+    /// with their partitions, then configs).
+    pub fn to_records(&self) -> Vec<MetadataRecord> {
+        let brokers = self.brokers.values().map(|b| {
+            MetadataRecord::RegisterBroker(RegisterBrokerRecord {
+                broker_id: b.broker_id,
+                incarnation_id: b.incarnation_id,
+                broker_epoch: b.broker_epoch,
+                endpoints: b.endpoints.clone(),
+                rack: b.rack.clone(),
+                fenced: b.fenced,
+            })
+        });
+        let topics = self.topics.values().flat_map(|t| {
+            let topic = MetadataRecord::Topic(TopicRecord {
+                name: t.name.clone(),
+                topic_id: t.id,
+            });
+            let partitions = t.partitions.iter().map(|(p, s)| {
+                MetadataRecord::Partition(PartitionRecord {
+                    topic_id: t.id,
+                    partition: *p,
+                    replicas: s.replicas.clone(),
+                    isr: s.isr.clone(),
+                    leader: s.leader,
+                    leader_epoch: s.leader_epoch,
+                    partition_epoch: s.partition_epoch,
+                })
+            });
+            std::iter::once(topic).chain(partitions)
+        });
+        let configs = self.configs.iter().flat_map(|((kind, name), configs)| {
+            configs.iter().map(|(key, value)| {
+                MetadataRecord::Config(ConfigRecord {
+                    resource_type: *kind,
+                    resource_name: name.clone(),
+                    key: key.clone(),
+                    value: Some(value.clone()),
+                })
+            })
+        });
+        brokers.chain(topics).chain(configs).collect()
+    }
+
     /// The configs set on one resource (empty if none).
     pub fn configs(&self, resource_type: ConfigResourceType, name: &str) -> Option<&Configs> {
         self.configs.get(&(resource_type, name.to_string()))

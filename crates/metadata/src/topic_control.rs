@@ -20,7 +20,7 @@ use crate::PartitionEpoch;
 pub const MAX_PARTITIONS_PER_TOPIC: i32 = 100_000;
 
 /// One topic of a CreateTopics request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CreateTopicRequest {
     pub name: TopicName,
     /// -1 for `num.partitions`.
@@ -32,7 +32,7 @@ pub struct CreateTopicRequest {
 }
 
 /// A topic CreateTopics created.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CreatedTopic {
     pub topic_id: Uuid,
     pub num_partitions: i32,
@@ -41,7 +41,7 @@ pub struct CreatedTopic {
 
 /// Why one topic of a request failed; the names are Kafka's error codes,
 /// the messages what clients see.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum TopicError {
     #[error("topic {0} already exists")]
     TopicAlreadyExists(TopicName),

@@ -186,6 +186,9 @@ proptest! {
             world.check();
         }
         let replayed = MetadataImage::replay(&world.cluster.log).expect("log replays");
-        prop_assert_eq!(replayed, world.cluster.image);
+        prop_assert_eq!(&replayed, &world.cluster.image);
+        let from_snapshot = MetadataImage::replay(&world.cluster.image.to_records())
+            .expect("a snapshot replays");
+        prop_assert_eq!(from_snapshot, world.cluster.image);
     }
 }
