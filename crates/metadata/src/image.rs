@@ -139,6 +139,24 @@ impl MetadataImage {
         Ok(image)
     }
 
+    /// The image after `records`, applied in order; `self` is left as it
+    /// was. A record that does not apply is skipped and reported with its
+    /// position: replicas of the log skip the same records, so they still
+    /// agree, and one bad record does not stop the metadata.
+    pub fn apply_batch(
+        &self,
+        records: &[MetadataRecord],
+    ) -> (MetadataImage, Vec<(usize, ImageError)>) {
+        let mut next = self.clone();
+        let mut errors = Vec::new();
+        for (i, record) in records.iter().enumerate() {
+            if let Err(e) = next.apply_in_place(record) {
+                errors.push((i, e));
+            }
+        }
+        (next, errors)
+    }
+
     /// The image after `record`; `self` is left as it was.
     pub fn apply(&self, record: &MetadataRecord) -> Result<MetadataImage, ImageError> {
         let mut next = self.clone();
