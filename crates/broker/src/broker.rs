@@ -5,10 +5,14 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use parking_lot::RwLock;
+use runnel_metadata::records::ConfigResourceType;
+use runnel_metadata::MetadataImage;
 use runnel_model::config::{BrokerConfig, TopicConfigOverrides, TopicSettings};
-use runnel_model::{PartitionId, TopicName, TopicPartition};
+use runnel_model::{BrokerId, LeaderEpoch, PartitionId, TopicName, TopicPartition};
+use runnel_quorum::{ControllerFailure, ControllerRequest, ControllerResponse, Quorum};
 use runnel_storage::{LogConfig, LogManager, TimestampType};
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -16,19 +20,24 @@ use uuid::Uuid;
 use crate::groups::GroupCoordinator;
 use crate::partition::Partition;
 use crate::producer_ids::ProducerIdAllocator;
-use crate::topics::{Topic, TopicRecord, Topics};
+use crate::topics::{Topic, Topics};
 
-/// Why a topic operation failed; handlers map each to a Kafka error code.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum TopicError {
-    #[error("topic '{0}' already exists")]
-    AlreadyExists(String),
-    #[error("topic '{0}' does not exist")]
-    Unknown(String),
-    #[error("{0}")]
-    InvalidPartitions(String),
-    #[error("storage error: {0}")]
-    Storage(String),
+/// A broker clients may connect to.
+#[derive(Debug, Clone)]
+pub(crate) struct LiveBroker {
+    pub id: i32,
+    pub host: String,
+    pub port: i32,
+    pub rack: Option<String>,
+}
+
+/// Who this node is to clients and to the cluster.
+#[derive(Debug, Clone)]
+pub(crate) struct Identity {
+    pub cluster_id: String,
+    pub advertised_host: String,
+    pub advertised_port: i32,
+    pub listener_name: String,
 }
 
 /// Everything a request handler may touch.
@@ -39,91 +48,218 @@ pub(crate) struct Broker {
     /// Host and port clients are told to connect to.
     pub advertised_host: String,
     pub advertised_port: i32,
+    /// The name of the listener clients use (`PLAINTEXT`, …): the endpoint
+    /// of other brokers given to clients is the one of this name.
+    pub listener_name: String,
     pub config: RwLock<BrokerConfig>,
     pub logs: LogManager,
     pub topics: Topics,
     pub producer_ids: ProducerIdAllocator,
     /// Consumer groups and committed offsets.
     pub groups: GroupCoordinator,
+    /// This node's part in the metadata quorum.
+    pub quorum: Arc<Quorum>,
+    /// The metadata log index the topic registry reflects.
+    reconciled: watch::Sender<u64>,
     /// Bumped after every append; long-polling fetches wait on it.
     appended: watch::Sender<u64>,
     pub data_dir: PathBuf,
 }
 
+/// How long a request waits for the active controller by default.
+pub(crate) const CONTROLLER_TIMEOUT: Duration = Duration::from_secs(30);
+
 impl Broker {
-    /// Opens the data directory: identity, topics and every partition's log
-    /// (recovering them if the last shutdown was not clean).
+    /// Opens the data directory's logs. Topics appear as the metadata image
+    /// is applied ([`Broker::apply_image`]).
     pub fn open(
         config: BrokerConfig,
-        advertised_host: String,
-        advertised_port: i32,
+        identity: Identity,
+        quorum: Arc<Quorum>,
     ) -> anyhow::Result<Broker> {
         let data_dir = config.log_dir();
-        fs::create_dir_all(&data_dir)
-            .map_err(|e| anyhow::anyhow!("cannot create data dir {}: {e}", data_dir.display()))?;
         let logs = LogManager::open(&data_dir)
             .map_err(|e| anyhow::anyhow!("cannot open data dir {}: {e}", data_dir.display()))?;
-        let node_id = config.node_id().0;
-        let cluster_id = load_or_create_identity(&data_dir, node_id)?;
         let producer_ids = ProducerIdAllocator::open(&data_dir)?;
-        let broker = Broker {
-            node_id,
-            cluster_id,
-            advertised_host,
-            advertised_port,
+        let legacy = data_dir.join("topics.json");
+        if legacy.exists() {
+            tracing::warn!(
+                path = %legacy.display(),
+                "ignoring topics.json: topics now live in the metadata log"
+            );
+        }
+        Ok(Broker {
+            node_id: config.node_id().0,
+            cluster_id: identity.cluster_id,
+            advertised_host: identity.advertised_host,
+            advertised_port: identity.advertised_port,
+            listener_name: identity.listener_name,
             config: RwLock::new(config),
-            topics: Topics::new(&data_dir),
+            topics: Topics::default(),
             logs,
             producer_ids,
             groups: GroupCoordinator::default(),
+            quorum,
+            reconciled: watch::Sender::new(0),
             appended: watch::Sender::new(0),
             data_dir,
-        };
-        broker.load_topics()?;
-        broker.groups.load_existing(&broker)?;
-        Ok(broker)
+        })
     }
 
-    fn load_topics(&self) -> anyhow::Result<()> {
-        let mut records = Topics::load_records(&self.data_dir)?;
-        // Adopt partition directories the registry does not know about.
-        let mut found: BTreeMap<String, i32> = BTreeMap::new();
-        for tp in self.logs.existing_partitions() {
-            let count = found.entry(tp.topic.to_string()).or_insert(0);
-            *count = (*count).max(tp.partition.0 + 1);
-        }
-        for (name, partitions) in found {
-            match records.iter_mut().find(|r| r.name == name) {
-                Some(record) => record.partitions = record.partitions.max(partitions),
-                None => {
-                    tracing::warn!(topic = %name, partitions, "adopting partition directories missing from topics.json");
-                    records.push(TopicRecord {
-                        name,
-                        id: Uuid::new_v4(),
-                        partitions,
-                        configs: BTreeMap::new(),
-                    });
+    /// The current metadata image.
+    pub fn image(&self) -> Arc<MetadataImage> {
+        self.quorum.image()
+    }
+
+    /// The unfenced brokers, by id, with the endpoint clients use.
+    pub fn live_brokers(&self, image: &MetadataImage) -> Vec<LiveBroker> {
+        image
+            .unfenced_brokers()
+            .filter_map(|b| {
+                let (host, port) = self.endpoint_of(image, b.broker_id)?;
+                Some(LiveBroker {
+                    id: b.broker_id.0,
+                    host,
+                    port,
+                    rack: b.rack.clone(),
+                })
+            })
+            .collect()
+    }
+
+    /// Where clients reach broker `id`: its endpoint of this listener's
+    /// name, else its first.
+    pub fn endpoint_of(&self, image: &MetadataImage, id: BrokerId) -> Option<(String, i32)> {
+        let registration = image.broker(id)?;
+        let endpoint = registration
+            .endpoints
+            .iter()
+            .find(|e| e.name.eq_ignore_ascii_case(&self.listener_name))
+            .or_else(|| registration.endpoints.first())?;
+        Some((endpoint.host.clone(), i32::from(endpoint.port)))
+    }
+
+    /// The controller id given to clients: the active controller when it
+    /// is a live broker (combined roles), else this broker, which forwards
+    /// what it is sent to the active controller.
+    pub fn controller_id(&self, image: &MetadataImage) -> i32 {
+        self.quorum
+            .leader()
+            .and_then(|id| i32::try_from(id).ok())
+            .filter(|id| image.is_unfenced(BrokerId(*id)))
+            .unwrap_or(self.node_id)
+    }
+
+    /// Makes the topic registry and the hosted logs match `image`: topics
+    /// it no longer has are deleted with their data, new partitions hosted
+    /// here get logs, config changes reach the logs, and each replica learns
+    /// whether it leads. Blocking (it opens and deletes logs).
+    pub fn apply_image(&self, image: &MetadataImage, applied: u64) {
+        let me = BrokerId(self.node_id);
+        let _guard = self.topics.lock_changes();
+        for topic in self.topics.all() {
+            if image.topic_by_id(topic.id).is_none() {
+                self.topics.remove(&topic.id);
+                for (_, partition) in topic.hosted() {
+                    partition.set_leadership(false, LeaderEpoch(partition.leader_epoch()));
+                    if let Err(e) = self.logs.delete(&partition.tp) {
+                        tracing::error!(partition = %partition.tp, error = %e, "failed to delete partition data");
+                    }
                 }
+                tracing::info!(topic = %topic.name, "deleted topic");
             }
         }
-        let _guard = self.topics.lock_changes();
-        for record in records {
-            let name = TopicName::new(record.name.clone())
-                .map_err(|e| anyhow::anyhow!("topics.json: {e}"))?;
-            let configs = record.configs.clone();
+        for t in image.topics() {
+            let configs = image
+                .configs(ConfigResourceType::Topic, t.name.as_str())
+                .cloned()
+                .unwrap_or_default();
+            let existing = self.topics.get_by_id(&t.id);
+            let configs_changed = existing.as_ref().is_none_or(|e| e.configs != configs);
+            let mut changed = existing.is_none() || configs_changed;
             let log_config = self.log_config(&configs);
-            let partitions = (0..record.partitions)
-                .map(|p| self.open_partition(&name, p, log_config.clone()))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let mut partitions = Vec::with_capacity(t.partitions.len());
+            for (index, state) in &t.partitions {
+                let old = existing
+                    .as_ref()
+                    .and_then(|e| e.partition(index.0).cloned());
+                let hosted = state.replicas.contains(&me);
+                let partition = match (hosted, old) {
+                    (true, Some(old)) => Some(old),
+                    (true, None) => {
+                        changed = true;
+                        match self.open_partition(&t.name, index.0, log_config.clone()) {
+                            Ok(p) => Some(p),
+                            Err(e) => {
+                                tracing::error!(topic = %t.name, partition = index.0, error = %e, "cannot open a hosted partition");
+                                None
+                            }
+                        }
+                    }
+                    (false, Some(old)) => {
+                        changed = true;
+                        old.set_leadership(false, state.leader_epoch);
+                        None
+                    }
+                    (false, None) => None,
+                };
+                if let Some(p) = &partition {
+                    p.set_leadership(state.leader == Some(me), state.leader_epoch);
+                }
+                partitions.push(partition);
+            }
+            if existing
+                .as_ref()
+                .is_some_and(|e| e.partitions.len() != partitions.len())
+            {
+                changed = true;
+            }
+            if !changed {
+                continue;
+            }
+            if configs_changed {
+                for partition in partitions.iter().flatten() {
+                    partition.log.lock().set_config(log_config.clone());
+                }
+            }
+            if existing.is_none() {
+                tracing::info!(topic = %t.name, partitions = partitions.len(), "created topic");
+            }
             self.topics.put(Topic {
-                name,
-                id: record.id,
+                name: t.name.clone(),
+                id: t.id,
                 partitions,
                 configs,
-            })?;
+            });
         }
-        Ok(())
+        self.groups.follow_leadership(self);
+        self.reconciled.send_replace(applied);
+        // Long-polling fetches re-check leadership and topics.
+        self.notify_appended();
+    }
+
+    /// Sends `request` to the active controller and waits until this
+    /// node's topics reflect its effects.
+    pub async fn submit(
+        &self,
+        request: ControllerRequest,
+        timeout: Duration,
+    ) -> Result<ControllerResponse, ControllerFailure> {
+        let (response, index) = self.quorum.submit(request, timeout).await?;
+        if !self.wait_reconciled(index, timeout).await {
+            tracing::warn!(
+                index,
+                "the local metadata did not catch up with the controller in time"
+            );
+        }
+        Ok(response)
+    }
+
+    /// Waits until the registry reflects the metadata log up to `index`.
+    pub async fn wait_reconciled(&self, index: u64, timeout: Duration) -> bool {
+        let mut reconciled = self.reconciled.subscribe();
+        let caught_up = tokio::time::timeout(timeout, reconciled.wait_for(|i| *i >= index)).await;
+        matches!(caught_up, Ok(Ok(_)))
     }
 
     fn open_partition(
@@ -131,12 +267,12 @@ impl Broker {
         topic: &TopicName,
         index: i32,
         config: LogConfig,
-    ) -> Result<Arc<Partition>, TopicError> {
+    ) -> Result<Arc<Partition>, String> {
         let tp = TopicPartition::new(topic.clone(), PartitionId(index));
         let log = self
             .logs
             .get_or_create(&tp, config)
-            .map_err(|e| TopicError::Storage(format!("{tp}: {e}")))?;
+            .map_err(|e| format!("{tp}: {e}"))?;
         Ok(Arc::new(Partition::new(tp, log)))
     }
 
@@ -180,115 +316,12 @@ impl Broker {
         TopicSettings::resolve(&overrides_of(overrides), &self.config.read())
     }
 
-    /// Creates a topic with `partitions` partitions and the given validated
-    /// config overrides.
-    pub fn create_topic(
-        &self,
-        name: TopicName,
-        partitions: i32,
-        configs: BTreeMap<String, String>,
-    ) -> Result<Arc<Topic>, TopicError> {
-        let _guard = self.topics.lock_changes();
-        if self.topics.get(name.as_str()).is_some() {
-            return Err(TopicError::AlreadyExists(name.to_string()));
-        }
-        let log_config = self.log_config(&configs);
-        let partitions = (0..partitions)
-            .map(|p| self.open_partition(&name, p, log_config.clone()))
-            .collect::<Result<Vec<_>, _>>()?;
-        let topic = self
-            .topics
-            .put(Topic {
-                name,
-                id: Uuid::new_v4(),
-                partitions,
-                configs,
-            })
-            .map_err(|e| TopicError::Storage(e.to_string()))?;
-        tracing::info!(topic = %topic.name, partitions = topic.partitions.len(), "created topic");
-        Ok(topic)
-    }
-
-    /// Deletes a topic and its data.
-    pub fn delete_topic(&self, name: &TopicName) -> Result<Arc<Topic>, TopicError> {
-        let _guard = self.topics.lock_changes();
-        let topic = self
-            .topics
-            .remove(name)
-            .map_err(|e| TopicError::Storage(e.to_string()))?
-            .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
-        for partition in &topic.partitions {
-            if let Err(e) = self.logs.delete(&partition.tp) {
-                tracing::error!(partition = %partition.tp, error = %e, "failed to delete partition data");
-            }
-        }
-        tracing::info!(topic = %name, "deleted topic");
-        self.notify_appended();
-        Ok(topic)
-    }
-
-    /// Grows a topic to `count` partitions.
-    pub fn create_partitions(&self, name: &TopicName, count: i32) -> Result<(), TopicError> {
-        let _guard = self.topics.lock_changes();
-        let topic = self
-            .topics
-            .get(name.as_str())
-            .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
-        let current = topic.partitions.len() as i32;
-        if count <= current {
-            return Err(TopicError::InvalidPartitions(format!(
-                "Topic currently has {current} partitions, which is higher than the requested {count}."
-            )));
-        }
-        let log_config = self.log_config(&topic.configs);
-        let mut partitions = topic.partitions.clone();
-        for p in current..count {
-            partitions.push(self.open_partition(name, p, log_config.clone())?);
-        }
-        self.topics
-            .put(Topic {
-                name: topic.name.clone(),
-                id: topic.id,
-                partitions,
-                configs: topic.configs.clone(),
-            })
-            .map_err(|e| TopicError::Storage(e.to_string()))?;
-        Ok(())
-    }
-
-    /// Replaces a topic's config overrides and applies them to its logs.
-    pub fn set_topic_configs(
-        &self,
-        name: &TopicName,
-        configs: BTreeMap<String, String>,
-    ) -> Result<(), TopicError> {
-        let _guard = self.topics.lock_changes();
-        let topic = self
-            .topics
-            .get(name.as_str())
-            .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
-        let log_config = self.log_config(&configs);
-        let topic = self
-            .topics
-            .put(Topic {
-                name: topic.name.clone(),
-                id: topic.id,
-                partitions: topic.partitions.clone(),
-                configs,
-            })
-            .map_err(|e| TopicError::Storage(e.to_string()))?;
-        for partition in &topic.partitions {
-            partition.log.lock().set_config(log_config.clone());
-        }
-        Ok(())
-    }
-
     /// Re-applies broker defaults to every log (after a dynamic broker
     /// config change).
     pub fn reapply_log_configs(&self) {
         for topic in self.topics.all() {
             let log_config = self.log_config(&topic.configs);
-            for partition in &topic.partitions {
+            for (_, partition) in topic.hosted() {
                 partition.log.lock().set_config(log_config.clone());
             }
         }
@@ -317,9 +350,15 @@ fn overrides_of(map: &BTreeMap<String, String>) -> TopicConfigOverrides {
     overrides
 }
 
-/// Reads `meta.properties` (node id and cluster id), creating it on first
-/// start. A data directory written by another node id is refused.
-fn load_or_create_identity(data_dir: &Path, node_id: i32) -> anyhow::Result<String> {
+/// Reads the cluster id from `meta.properties`. A data directory written
+/// by another node id is refused. A missing file is created with a new
+/// cluster id when `may_create` (a single-node cluster formats itself);
+/// otherwise the node must be formatted first with the cluster's id.
+pub(crate) fn load_or_create_identity(
+    data_dir: &Path,
+    node_id: i32,
+    may_create: bool,
+) -> anyhow::Result<String> {
     let path = data_dir.join("meta.properties");
     match fs::read_to_string(&path) {
         Ok(text) => {
@@ -342,7 +381,14 @@ fn load_or_create_identity(data_dir: &Path, node_id: i32) -> anyhow::Result<Stri
             }
             cluster_id.ok_or_else(|| anyhow::anyhow!("{} has no cluster.id", path.display()))
         }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !may_create => anyhow::bail!(
+            "{} does not exist: a node of a multi-node cluster must be formatted with the \
+             cluster's id first: runnel format --data-dir {} --node-id {node_id} --cluster-id <id>",
+            path.display(),
+            data_dir.display()
+        ),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            fs::create_dir_all(data_dir)?;
             let cluster_id = base64_url(Uuid::new_v4().as_bytes());
             let text = format!("version=1\nnode.id={node_id}\ncluster.id={cluster_id}\n");
             let tmp = path.with_extension("tmp");

@@ -27,7 +27,10 @@ use runnel_protocol::batch::{decode_stored_records, BatchBuilder};
 use runnel_storage::LogError;
 use tokio::sync::oneshot;
 
-use crate::broker::{Broker, TopicError};
+use runnel_metadata::{CreateTopicRequest, TopicError as MetadataTopicError};
+use runnel_quorum::{ControllerRequest, ControllerResponse};
+
+use crate::broker::{Broker, CONTROLLER_TIMEOUT};
 use crate::partition::Partition;
 
 /// The internal topic holding groups and committed offsets.
@@ -80,12 +83,12 @@ pub(crate) struct BrokerTopics<'a>(pub &'a Broker);
 impl TopicMetadata for BrokerTopics<'_> {
     fn topic_by_name(&self, name: &str) -> Option<(uuid::Uuid, i32)> {
         let topic = self.0.topics.get(name)?;
-        Some((topic.id, topic.partitions.len() as i32))
+        Some((topic.id, topic.partition_count()))
     }
 
     fn topic_by_id(&self, id: uuid::Uuid) -> Option<(String, i32)> {
         let topic = self.0.topics.get_by_id(&id)?;
-        Some((topic.name.to_string(), topic.partitions.len() as i32))
+        Some((topic.name.to_string(), topic.partition_count()))
     }
 
     fn topic_names(&self) -> Vec<String> {
@@ -100,97 +103,104 @@ impl TopicMetadata for BrokerTopics<'_> {
 }
 
 impl GroupCoordinator {
-    /// The number of partitions of `__consumer_offsets`: the topic's if it
-    /// exists, else the configured count it will be created with.
-    pub fn partition_count(&self, broker: &Broker) -> i32 {
-        match broker.topics.get(OFFSETS_TOPIC) {
-            Some(topic) => topic.partitions.len() as i32,
-            None => broker.config.read().offsets_topic_num_partitions().max(1),
-        }
-    }
-
-    /// The `__consumer_offsets` partition owning `group_id`.
-    pub fn partition_for(&self, broker: &Broker, group_id: &str) -> i32 {
-        runnel_group::partition_for(group_id, self.partition_count(broker))
-    }
-
-    /// Loads every shard from an existing `__consumer_offsets` (at start).
-    pub fn load_existing(&self, broker: &Broker) -> anyhow::Result<()> {
+    /// Creates `__consumer_offsets` through the controller if it does not
+    /// exist yet. Errors are Kafka codes.
+    pub async fn ensure_offsets_topic(&self, broker: &Broker) -> Result<(), i16> {
         if broker.topics.get(OFFSETS_TOPIC).is_some() {
-            self.ensure_loaded(broker)
-                .map_err(|code| anyhow::anyhow!("cannot load {OFFSETS_TOPIC}: error {code}"))?;
-        }
-        Ok(())
-    }
-
-    /// Creates `__consumer_offsets` if needed and loads its shards.
-    fn ensure_loaded(&self, broker: &Broker) -> Result<(), i16> {
-        if !self.shards.read().is_empty() {
             return Ok(());
         }
-        let _guard = self.loading.lock();
-        if !self.shards.read().is_empty() {
-            return Ok(());
-        }
-        let topic = match broker.topics.get(OFFSETS_TOPIC) {
-            Some(topic) => topic,
-            None => {
-                let (partitions, segment_bytes) = {
-                    let config = broker.config.read();
-                    (
-                        config.offsets_topic_num_partitions().max(1),
-                        // The topic config's own lower bound.
-                        config.offsets_topic_segment_bytes().max(1 << 20),
-                    )
-                };
-                let configs = BTreeMap::from([
-                    ("cleanup.policy".to_string(), "compact".to_string()),
-                    ("compression.type".to_string(), "producer".to_string()),
-                    ("segment.bytes".to_string(), segment_bytes.to_string()),
-                ]);
-                let name = TopicName::new(OFFSETS_TOPIC.to_string())
-                    .map_err(|_| ResponseError::UnknownServerError.code())?;
-                match broker.create_topic(name, partitions, configs) {
-                    Ok(topic) => topic,
-                    Err(TopicError::AlreadyExists(_)) => broker
-                        .topics
-                        .get(OFFSETS_TOPIC)
-                        .ok_or(ResponseError::CoordinatorNotAvailable.code())?,
-                    Err(e) => {
-                        tracing::error!(error = %e, "cannot create {OFFSETS_TOPIC}");
-                        return Err(ResponseError::CoordinatorNotAvailable.code());
-                    }
-                }
-            }
+        let (partitions, segment_bytes) = {
+            let config = broker.config.read();
+            (
+                config.offsets_topic_num_partitions().max(1),
+                // The topic config's own lower bound.
+                config.offsets_topic_segment_bytes().max(1 << 20),
+            )
         };
-        let cfg = shard_config(&broker.config.read());
-        let now = now_ms();
-        let mut shards = HashMap::new();
-        for (index, partition) in topic.partitions.iter().enumerate() {
-            let mut shard = Shard::new(index as i32, cfg.clone());
-            let replayed = replay(&mut shard, partition, now).map_err(|e| {
-                tracing::error!(partition = %partition.tp, error = %e, "cannot load group state");
-                ResponseError::CoordinatorNotAvailable.code()
-            })?;
-            if replayed > 0 {
-                tracing::info!(partition = %partition.tp, records = replayed, "loaded group state");
+        let configs = BTreeMap::from([
+            ("cleanup.policy".to_string(), "compact".to_string()),
+            ("compression.type".to_string(), "producer".to_string()),
+            ("segment.bytes".to_string(), segment_bytes.to_string()),
+        ]);
+        let name = TopicName::new(OFFSETS_TOPIC.to_string())
+            .map_err(|_| ResponseError::UnknownServerError.code())?;
+        let request = ControllerRequest::CreateTopics {
+            topics: vec![CreateTopicRequest {
+                name,
+                num_partitions: partitions,
+                // Until partitions are replicated (issue 7) every topic has
+                // one replica, whatever offsets.topic.replication.factor says.
+                replication_factor: 1,
+                configs,
+                assignments: vec![],
+            }],
+            validate_only: false,
+        };
+        match broker.submit(request, CONTROLLER_TIMEOUT).await {
+            Ok(ControllerResponse::CreateTopics(results)) => match results.first() {
+                Some((_, Ok(_))) | Some((_, Err(MetadataTopicError::TopicAlreadyExists(_)))) => {
+                    Ok(())
+                }
+                other => {
+                    tracing::warn!(result = ?other, "cannot create {OFFSETS_TOPIC}");
+                    Err(ResponseError::CoordinatorNotAvailable.code())
+                }
+            },
+            other => {
+                tracing::warn!(answer = ?other, "cannot create {OFFSETS_TOPIC}");
+                Err(ResponseError::CoordinatorNotAvailable.code())
             }
-            shards.insert(index as i32, Arc::new(Mutex::new(shard)));
         }
-        *self.shards.write() = shards;
-        Ok(())
     }
 
-    /// The shard owning `group_id`, loading `__consumer_offsets` first if
-    /// needed. Errors are Kafka codes for the whole request.
+    /// The shard owning `group_id` if this node leads its partition of
+    /// `__consumer_offsets`, loading it from the log the first time. Errors
+    /// are Kafka codes: COORDINATOR_NOT_AVAILABLE before the topic exists,
+    /// NOT_COORDINATOR when another node leads the partition.
     pub fn shard(&self, broker: &Broker, group_id: &str) -> Result<Arc<Mutex<Shard>>, i16> {
-        self.ensure_loaded(broker)?;
-        let partition = self.partition_for(broker, group_id);
-        self.shards
-            .read()
-            .get(&partition)
-            .cloned()
-            .ok_or(ResponseError::NotCoordinator.code())
+        let topic = broker
+            .topics
+            .get(OFFSETS_TOPIC)
+            .ok_or(ResponseError::CoordinatorNotAvailable.code())?;
+        let index = runnel_group::partition_for(group_id, topic.partition_count());
+        if let Some(shard) = self.shards.read().get(&index) {
+            return Ok(shard.clone());
+        }
+        let partition = topic
+            .led(index)
+            .map_err(|_| ResponseError::NotCoordinator.code())?
+            .clone();
+        let _guard = self.loading.lock();
+        if let Some(shard) = self.shards.read().get(&index) {
+            return Ok(shard.clone());
+        }
+        let mut shard = Shard::new(index, shard_config(&broker.config.read()));
+        let replayed = replay(&mut shard, &partition, now_ms()).map_err(|e| {
+            tracing::error!(partition = %partition.tp, error = %e, "cannot load group state");
+            ResponseError::CoordinatorNotAvailable.code()
+        })?;
+        if replayed > 0 {
+            tracing::info!(partition = %partition.tp, records = replayed, "loaded group state");
+        }
+        let shard = Arc::new(Mutex::new(shard));
+        self.shards.write().insert(index, shard.clone());
+        Ok(shard)
+    }
+
+    /// Drops the shards of partitions this node no longer leads; another
+    /// node loads them from the log when it becomes their coordinator.
+    pub fn follow_leadership(&self, broker: &Broker) {
+        let topic = broker.topics.get(OFFSETS_TOPIC);
+        self.shards.write().retain(|index, _| {
+            let led = topic.as_ref().is_some_and(|t| t.led(*index).is_ok());
+            if !led {
+                tracing::info!(
+                    partition = index,
+                    "no longer coordinating the groups of this partition"
+                );
+            }
+            led
+        });
     }
 
     /// Every loaded shard.
@@ -234,6 +244,7 @@ impl GroupCoordinator {
         group_id: &str,
         call: impl FnOnce(&mut Shard) -> (T, Effects),
     ) -> Result<(T, Result<(), i16>), i16> {
+        self.ensure_offsets_topic(broker).await?;
         let shard = self.shard(broker, group_id)?;
         let (value, effects, written) = {
             let mut shard = shard.lock();
@@ -353,7 +364,7 @@ fn append_and_apply(
     let target = broker
         .topics
         .get(OFFSETS_TOPIC)
-        .and_then(|t| t.partition(partition).cloned())
+        .and_then(|t| t.led(partition).ok().cloned())
         .ok_or(ResponseError::NotCoordinator.code())?;
     let now = now_ms();
     let mut builder = BatchBuilder::default();

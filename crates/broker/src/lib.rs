@@ -9,6 +9,7 @@
 
 mod allocator;
 mod broker;
+mod cluster;
 mod connection;
 mod groups;
 mod handlers;

@@ -2,14 +2,16 @@
 //! commit that makes appends durable before they are acknowledged when the
 //! topic asks for it (`flush.messages`).
 
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use runnel_model::{Offset, TopicPartition};
+use runnel_model::{LeaderEpoch, Offset, TopicPartition};
 use runnel_storage::Log;
 
-/// A partition this node leads. On a single node it is always the leader and
-/// its in-sync replica set is itself, so the high watermark is the log end.
+/// A partition replica this node hosts. Whether it leads, and in which
+/// leader epoch, follows the metadata image. Until replication exists a
+/// partition has one replica, so its high watermark is the log end.
 #[derive(Debug)]
 pub(crate) struct Partition {
     pub tp: TopicPartition,
@@ -18,6 +20,8 @@ pub(crate) struct Partition {
     /// queue here and are covered together by the next fsync: one fsync per
     /// group of writers rather than one per batch.
     sync: tokio::sync::Mutex<()>,
+    leader: AtomicBool,
+    leader_epoch: AtomicI32,
 }
 
 impl Partition {
@@ -26,7 +30,38 @@ impl Partition {
             tp,
             log,
             sync: tokio::sync::Mutex::new(()),
+            leader: AtomicBool::new(false),
+            leader_epoch: AtomicI32::new(0),
         }
+    }
+
+    /// Whether this node leads the partition: only a leader takes writes
+    /// and serves reads.
+    pub fn is_leader(&self) -> bool {
+        self.leader.load(Ordering::Acquire)
+    }
+
+    /// The leader epoch the metadata gave the partition.
+    pub fn leader_epoch(&self) -> i32 {
+        self.leader_epoch.load(Ordering::Acquire)
+    }
+
+    /// Checks the leader epoch a client believes current (-1: none):
+    /// FENCED_LEADER_EPOCH if it is older than ours, UNKNOWN_LEADER_EPOCH if
+    /// it is newer (our metadata is behind), as Kafka (KIP-320) does.
+    pub fn check_leader_epoch(&self, requested: i32) -> Result<(), kafka_protocol::ResponseError> {
+        let current = self.leader_epoch();
+        match requested {
+            e if e < 0 || e == current => Ok(()),
+            e if e < current => Err(kafka_protocol::ResponseError::FencedLeaderEpoch),
+            _ => Err(kafka_protocol::ResponseError::UnknownLeaderEpoch),
+        }
+    }
+
+    /// Follows the metadata image: this node leads in `epoch`, or not.
+    pub fn set_leadership(&self, leader: bool, epoch: LeaderEpoch) {
+        self.leader_epoch.store(epoch.0, Ordering::Release);
+        self.leader.store(leader, Ordering::Release);
     }
 
     /// Whether the log has reached its `flush.messages` bound and must be

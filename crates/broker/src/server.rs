@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
 use parking_lot::Mutex;
 use runnel_model::config::BrokerConfig;
@@ -18,7 +19,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::broker::Broker;
+use crate::broker::{load_or_create_identity, Broker, Identity};
+use crate::cluster::{run_lifecycle, run_reconciler, start_quorum, ClusterPlan, Registration};
 use crate::connection::{Connection, RequestMemory};
 
 /// Starts brokers.
@@ -32,27 +34,49 @@ pub struct RunningServer {
     local_addr: SocketAddr,
     broker: Arc<Broker>,
     stop: watch::Sender<bool>,
+    stopping: watch::Sender<bool>,
+    registration: watch::Receiver<Registration>,
     accept_task: tokio::task::JoinHandle<()>,
     group_timers: tokio::task::JoinHandle<()>,
+    reconciler: tokio::task::JoinHandle<()>,
+    lifecycle: tokio::task::JoinHandle<()>,
     background: runnel_storage::BackgroundHandle,
 }
 
+/// How long a starting broker waits to be registered and unfenced.
+const JOIN_TIMEOUT: Duration = Duration::from_secs(60);
+
 impl Server {
-    /// Opens the data directory, binds the first listener and starts
-    /// accepting connections. A listener port of 0 binds a free port, which
-    /// is then advertised.
+    /// Opens the data directory, joins the metadata quorum, registers with
+    /// the active controller, binds the first client listener and starts
+    /// accepting connections once the controller has unfenced this broker.
+    /// A listener port of 0 binds a free port, which is then advertised.
     pub async fn start(config: BrokerConfig) -> anyhow::Result<RunningServer> {
+        let plan = ClusterPlan::from_config(&config)?;
+        let is_client = |name: &str| {
+            !plan
+                .controller_listeners
+                .iter()
+                .any(|c| c.eq_ignore_ascii_case(name))
+        };
         let listener_config = config
             .listeners()
             .into_iter()
-            .next()
-            .ok_or_else(|| anyhow::anyhow!("listeners: at least one listener is required"))?;
+            .find(|l| is_client(&l.name))
+            .ok_or_else(|| {
+                anyhow::anyhow!("listeners: at least one client listener is required")
+            })?;
         let bind = format!("{}:{}", listener_config.host, listener_config.port);
         let listener = TcpListener::bind(&bind)
             .await
             .map_err(|e| anyhow::anyhow!("listeners: cannot bind {bind}: {e}"))?;
         let local_addr = listener.local_addr()?;
-        let (host, port) = match config.advertised_listeners().into_iter().next() {
+        let advertised = config
+            .advertised_listeners()
+            .into_iter()
+            .filter(|l| is_client(&l.name))
+            .find(|l| l.name.eq_ignore_ascii_case(&listener_config.name));
+        let (host, port) = match advertised {
             Some(l) if l.port != 0 => (l.host, l.port as i32),
             Some(l) => (l.host, local_addr.port() as i32),
             None => (listener_config.host.clone(), local_addr.port() as i32),
@@ -62,6 +86,24 @@ impl Server {
         } else {
             host
         };
+        let data_dir = config.log_dir();
+        let node_id = config.node_id().0;
+        let standalone = plan.standalone;
+        let cluster_id = tokio::task::spawn_blocking(move || {
+            std::fs::create_dir_all(&data_dir).map_err(|e| {
+                anyhow::anyhow!("cannot create data dir {}: {e}", data_dir.display())
+            })?;
+            load_or_create_identity(&data_dir, node_id, standalone)
+        })
+        .await??;
+        let quorum = Arc::new(start_quorum(&plan, &config, &cluster_id, &host).await?);
+        let quorum_address = quorum.advertised_address().to_string();
+        let identity = Identity {
+            cluster_id,
+            advertised_host: host,
+            advertised_port: port,
+            listener_name: listener_config.name.to_ascii_uppercase(),
+        };
         let request_memory = RequestMemory::new(config.queued_max_request_bytes());
         let retention_check_interval_ms = config.log_retention_check_interval_ms();
         let flush_check_interval_ms = config.log_flush_scheduler_interval_ms();
@@ -69,9 +111,17 @@ impl Server {
         let cleaner_enable = config.log_cleaner_enable();
         let cleaner_backoff_ms = config.log_cleaner_backoff_ms();
         let cleaner_dedupe_buffer_bytes = config.log_cleaner_dedupe_buffer_size();
-        let broker =
-            tokio::task::spawn_blocking(move || Broker::open(config, host, port)).await??;
-        let broker = Arc::new(broker);
+        let opened = {
+            let quorum = quorum.clone();
+            tokio::task::spawn_blocking(move || Broker::open(config, identity, quorum)).await?
+        };
+        let broker = match opened {
+            Ok(broker) => Arc::new(broker),
+            Err(e) => {
+                quorum.shutdown().await;
+                return Err(e);
+            }
+        };
         broker
             .logs
             .set_producer_id_expiration_ms(producer_id_expiration_ms);
@@ -85,6 +135,34 @@ impl Server {
                 cleaner_dedupe_buffer_bytes: cleaner_dedupe_buffer_bytes.max(1 << 20) as u64,
             });
         let (stop, stop_rx) = watch::channel(false);
+        let (stopping, stopping_rx) = watch::channel(false);
+        let (registration_tx, mut registration) = watch::channel(Registration::default());
+        let reconciler = tokio::spawn(run_reconciler(broker.clone(), stop_rx.clone()));
+        let lifecycle = tokio::spawn(run_lifecycle(
+            broker.clone(),
+            quorum_address,
+            stopping_rx,
+            registration_tx,
+        ));
+        let joined = tokio::time::timeout(
+            JOIN_TIMEOUT,
+            registration.wait_for(|r| r.epoch.is_some() && !r.fenced),
+        )
+        .await
+        .is_ok_and(|r| r.is_ok());
+        if !joined {
+            let _ = stop.send(true);
+            lifecycle.abort();
+            let _ = reconciler.await;
+            drop(background);
+            broker.quorum.shutdown().await;
+            let leader = broker.quorum.leader();
+            anyhow::bail!(
+                "node {node_id} could not join the cluster within {JOIN_TIMEOUT:?} \
+                 (active controller: {leader:?}); check controller.quorum.voters and that a \
+                 majority of the voters is running"
+            );
+        }
         let group_timers = tokio::spawn(crate::groups::run_timers(broker.clone(), stop_rx.clone()));
         let accept_task = tokio::spawn(accept_loop(
             listener,
@@ -97,8 +175,12 @@ impl Server {
             local_addr,
             broker,
             stop,
+            stopping,
+            registration,
             accept_task,
             group_timers,
+            reconciler,
+            lifecycle,
             background,
         })
     }
@@ -110,25 +192,50 @@ impl RunningServer {
         self.local_addr
     }
 
-    /// Stops accepting, closes connections, flushes every log and writes
-    /// the clean-shutdown marker.
-    pub async fn shutdown(self) -> anyhow::Result<()> {
+    /// The cluster id this node belongs to.
+    pub fn cluster_id(&self) -> &str {
+        &self.broker.cluster_id
+    }
+
+    /// Asks the controller to move leadership away (controlled shutdown),
+    /// then stops accepting, closes connections, flushes every log, writes
+    /// the clean-shutdown marker and leaves the quorum.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        let _ = self.stopping.send(true);
+        let controlled = tokio::time::timeout(
+            CONTROLLED_SHUTDOWN_TIMEOUT,
+            self.registration.wait_for(|r| r.shut_down),
+        )
+        .await
+        .is_ok_and(|r| r.is_ok());
+        if !controlled {
+            tracing::warn!("the controlled shutdown did not complete; stopping anyway");
+        }
+        self.lifecycle.abort();
         let _ = self.stop.send(true);
         let _ = self.accept_task.await;
         let _ = self.group_timers.await;
+        let _ = self.reconciler.await;
         self.broker.groups.shutdown();
         let broker = self.broker;
         let background = self.background;
-        tokio::task::spawn_blocking(move || {
+        let closing = broker.clone();
+        let closed = tokio::task::spawn_blocking(move || {
             drop(background);
-            broker.logs.shutdown()
+            closing.logs.shutdown()
         })
         .await?
-        .map_err(|e| anyhow::anyhow!("shutdown: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("shutdown: {e}"));
+        broker.quorum.shutdown().await;
+        closed?;
         tracing::info!("runnel broker stopped cleanly");
         Ok(())
     }
 }
+
+/// How long a stopping broker waits for the controller to move its
+/// leaderships away.
+const CONTROLLED_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 
 async fn accept_loop(
     listener: TcpListener,

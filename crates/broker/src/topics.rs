@@ -1,22 +1,17 @@
-//! The topics this node hosts: names, ids, partition counts and config
-//! overrides, persisted in `topics.json` in the data directory.
+//! The topics as this node sees them: every topic of the metadata image,
+//! with the partition replicas this node hosts.
 //!
-//! On a single node this file is the metadata of record. It is rewritten
-//! atomically (temp file, fsync, rename, fsync of the directory) before a
-//! change becomes visible, so a crash leaves either the old or the new
-//! version. A partition directory found on disk with no entry here (the file
-//! was lost or the crash came between the two steps) is adopted with default
-//! configs rather than deleted: the data is worth more than the bookkeeping.
+//! The metadata of record is the metadata log (`runnel-quorum`); this
+//! registry is derived from its image by [`crate::Broker::apply_image`] and
+//! is never persisted itself. Handlers look topics up here so that the hot
+//! path takes no more than a read lock.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs;
-use std::io::Write;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use kafka_protocol::ResponseError;
 use parking_lot::RwLock;
 use runnel_model::TopicName;
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::partition::Partition;
@@ -26,40 +21,52 @@ use crate::partition::Partition;
 pub(crate) struct Topic {
     pub name: TopicName,
     pub id: Uuid,
-    pub partitions: Vec<Arc<Partition>>,
+    /// Partitions `0..n`: `Some` where this node hosts a replica.
+    pub partitions: Vec<Option<Arc<Partition>>>,
     /// Topic-level config overrides (`retention.ms`, …), already validated.
     pub configs: BTreeMap<String, String>,
 }
 
 impl Topic {
+    /// The hosted replica of partition `index`, if any.
     pub fn partition(&self, index: i32) -> Option<&Arc<Partition>> {
         usize::try_from(index)
             .ok()
             .and_then(|i| self.partitions.get(i))
+            .and_then(Option::as_ref)
+    }
+
+    /// The number of partitions (hosted here or not).
+    pub fn partition_count(&self) -> i32 {
+        i32::try_from(self.partitions.len()).unwrap_or(i32::MAX)
+    }
+
+    /// The hosted replicas, with their indexes.
+    pub fn hosted(&self) -> impl Iterator<Item = (i32, &Arc<Partition>)> {
+        (0..)
+            .zip(self.partitions.iter())
+            .filter_map(|(i, p)| p.as_ref().map(|p| (i, p)))
+    }
+
+    /// Partition `index` if this node leads it: UNKNOWN_TOPIC_OR_PARTITION
+    /// for an index the topic does not have, NOT_LEADER_OR_FOLLOWER for one
+    /// another node leads (so the client refreshes its metadata).
+    pub fn led(&self, index: i32) -> Result<&Arc<Partition>, ResponseError> {
+        if !(0..self.partition_count()).contains(&index) {
+            return Err(ResponseError::UnknownTopicOrPartition);
+        }
+        match self.partition(index) {
+            Some(p) if p.is_leader() => Ok(p),
+            _ => Err(ResponseError::NotLeaderOrFollower),
+        }
     }
 }
 
-/// The persisted form of one topic.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct TopicRecord {
-    pub name: String,
-    pub id: Uuid,
-    pub partitions: i32,
-    #[serde(default)]
-    pub configs: BTreeMap<String, String>,
-}
-
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct TopicsFile {
-    topics: Vec<TopicRecord>,
-}
-
 /// The registry of topics.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(crate) struct Topics {
-    path: PathBuf,
     inner: RwLock<Inner>,
-    /// Serialises changes so that the file and the map change together.
+    /// Serialises changes (applying an image).
     write_lock: parking_lot::Mutex<()>,
 }
 
@@ -70,29 +77,6 @@ struct Inner {
 }
 
 impl Topics {
-    /// Reads the persisted records (none if the file does not exist).
-    pub fn load_records(data_dir: &Path) -> anyhow::Result<Vec<TopicRecord>> {
-        let path = data_dir.join("topics.json");
-        match fs::read(&path) {
-            Ok(bytes) => {
-                let file: TopicsFile = serde_json::from_slice(&bytes).map_err(|e| {
-                    anyhow::anyhow!("{} is not a valid topics file: {e}", path.display())
-                })?;
-                Ok(file.topics)
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-            Err(e) => Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
-        }
-    }
-
-    pub fn new(data_dir: &Path) -> Topics {
-        Topics {
-            path: data_dir.join("topics.json"),
-            inner: RwLock::new(Inner::default()),
-            write_lock: parking_lot::Mutex::new(()),
-        }
-    }
-
     pub fn get(&self, name: &str) -> Option<Arc<Topic>> {
         let name = TopicName::new(name).ok()?;
         self.inner.read().by_name.get(&name).cloned()
@@ -108,70 +92,35 @@ impl Topics {
         topics
     }
 
-    /// Takes the lock that serialises registry changes; hold it across the
-    /// check-then-change of a handler.
+    /// Takes the lock that serialises registry changes.
     pub fn lock_changes(&self) -> parking_lot::MutexGuard<'_, ()> {
         self.write_lock.lock()
     }
 
-    /// Installs (or replaces) `topic` and persists the registry. Call with
-    /// the change lock held.
-    pub fn put(&self, topic: Topic) -> std::io::Result<Arc<Topic>> {
+    /// Installs (or replaces) `topic`. Call with the change lock held.
+    pub fn put(&self, topic: Topic) -> Arc<Topic> {
         let topic = Arc::new(topic);
-        let mut records = self.records();
-        records.retain(|r| r.name != topic.name.as_str());
-        records.push(record_of(&topic));
-        self.persist(records)?;
         let mut inner = self.inner.write();
-        inner.by_name.insert(topic.name.clone(), topic.clone());
+        if let Some(old) = inner.by_name.insert(topic.name.clone(), topic.clone()) {
+            if old.id != topic.id {
+                inner.by_id.remove(&old.id);
+            }
+        }
         inner.by_id.insert(topic.id, topic.clone());
-        Ok(topic)
+        topic
     }
 
-    /// Removes a topic and persists the registry. Call with the change lock
-    /// held.
-    pub fn remove(&self, name: &TopicName) -> std::io::Result<Option<Arc<Topic>>> {
-        let mut records = self.records();
-        records.retain(|r| r.name != name.as_str());
-        self.persist(records)?;
+    /// Removes a topic by id. Call with the change lock held.
+    pub fn remove(&self, id: &Uuid) -> Option<Arc<Topic>> {
         let mut inner = self.inner.write();
-        let removed = inner.by_name.remove(name);
-        if let Some(topic) = &removed {
-            inner.by_id.remove(&topic.id);
-        }
-        Ok(removed)
-    }
-
-    fn records(&self) -> Vec<TopicRecord> {
-        self.inner
-            .read()
+        let removed = inner.by_id.remove(id)?;
+        if inner
             .by_name
-            .values()
-            .map(|t| record_of(t))
-            .collect()
-    }
-
-    fn persist(&self, mut topics: Vec<TopicRecord>) -> std::io::Result<()> {
-        topics.sort_by(|a, b| a.name.cmp(&b.name));
-        let bytes = serde_json::to_vec_pretty(&TopicsFile { topics })
-            .map_err(|e| std::io::Error::other(e.to_string()))?;
-        let tmp = self.path.with_extension("json.tmp");
-        let mut file = fs::File::create(&tmp)?;
-        file.write_all(&bytes)?;
-        file.sync_all()?;
-        fs::rename(&tmp, &self.path)?;
-        if let Some(dir) = self.path.parent() {
-            fs::File::open(dir)?.sync_all()?;
+            .get(&removed.name)
+            .is_some_and(|t| t.id == *id)
+        {
+            inner.by_name.remove(&removed.name);
         }
-        Ok(())
-    }
-}
-
-fn record_of(topic: &Topic) -> TopicRecord {
-    TopicRecord {
-        name: topic.name.to_string(),
-        id: topic.id,
-        partitions: topic.partitions.len() as i32,
-        configs: topic.configs.clone(),
+        Some(removed)
     }
 }

@@ -31,7 +31,9 @@ pub use controller::{
 pub use election::elect_preferred_leaders;
 pub use image::{BrokerRegistration, ImageError, MetadataImage, PartitionState, TopicImage};
 pub use records::{MetadataRecord, RecordDecodeError};
-pub use topic_control::{CreateTopicRequest, CreatedTopic, TopicError, TopicResults};
+pub use topic_control::{
+    CreateTopicRequest, CreatedTopic, NewPartitions, TopicError, TopicResults,
+};
 
 use std::fmt;
 

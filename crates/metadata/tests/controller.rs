@@ -143,6 +143,7 @@ fn duplicate_names_in_one_request_are_invalid() {
         num_partitions: 1,
         replication_factor: 1,
         configs: BTreeMap::new(),
+        assignments: vec![],
     };
     let effects = cluster
         .controller

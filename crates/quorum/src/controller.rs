@@ -201,7 +201,7 @@ impl ActiveController {
                 validate_only,
             } => {
                 let effects = controller
-                    .create_partitions(&image, &topics)
+                    .create_partitions_with(&image, &topics)
                     .map_err(refused)?;
                 let records = if validate_only {
                     vec![]

@@ -67,6 +67,7 @@ pub struct QuorumConfig {
 /// [`Quorum::shutdown`].
 pub struct Quorum {
     me: NodeId,
+    advertised_address: String,
     cluster_id: String,
     voters: BTreeMap<NodeId, String>,
     raft: Raft,
@@ -178,6 +179,7 @@ impl Quorum {
         tasks.push(tokio::spawn(server.accept(listener)));
         Ok(Quorum {
             me: config.node_id,
+            advertised_address: config.advertised_address,
             cluster_id: config.cluster_id,
             voters: config.voters,
             raft,
@@ -191,6 +193,11 @@ impl Quorum {
     /// This node's id.
     pub fn node_id(&self) -> NodeId {
         self.me
+    }
+
+    /// Where other nodes reach this node's quorum listener.
+    pub fn advertised_address(&self) -> &str {
+        &self.advertised_address
     }
 
     /// Every image this node applies, as it applies it.
@@ -327,7 +334,7 @@ impl Quorum {
     }
 
     /// Stops raft and the listener.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(&self) {
         for task in &self.tasks {
             task.abort();
         }

@@ -19,7 +19,7 @@ use openraft::raft::{
 };
 use runnel_metadata::{
     BrokerEpoch, BrokerRegistrationRequest, CreateTopicRequest, CreatedTopic, HeartbeatRequest,
-    HeartbeatResponse, TopicError, TopicResults,
+    HeartbeatResponse, NewPartitions, TopicError, TopicResults,
 };
 use runnel_model::TopicName;
 use serde::de::DeserializeOwned;
@@ -77,7 +77,7 @@ pub enum ControllerRequest {
         validate_only: bool,
     },
     CreatePartitions {
-        topics: Vec<(TopicName, i32)>,
+        topics: Vec<NewPartitions>,
         validate_only: bool,
     },
     DeleteTopics(Vec<TopicName>),

@@ -175,6 +175,7 @@ impl Cluster {
                 num_partitions: partitions,
                 replication_factor: 1,
                 configs: BTreeMap::new(),
+                assignments: vec![],
             }],
             validate_only: false,
         };

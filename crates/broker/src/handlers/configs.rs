@@ -20,7 +20,10 @@ use runnel_model::config::{
 use runnel_model::TopicName;
 
 use super::str_bytes;
-use crate::broker::{Broker, TopicError};
+use runnel_quorum::{ControllerRequest, ControllerResponse};
+
+use super::forward;
+use crate::broker::{Broker, CONTROLLER_TIMEOUT};
 use crate::connection::RequestContext;
 
 pub(crate) const DESCRIBE_VERSIONS: VersionRange = VersionRange { min: 1, max: 4 };
@@ -220,7 +223,7 @@ enum Change {
 
 type Failure = (ResponseError, String);
 
-fn apply_topic_changes(
+async fn apply_topic_changes(
     broker: &Broker,
     name: &str,
     changes: Vec<(String, Change)>,
@@ -286,17 +289,35 @@ fn apply_topic_changes(
             }
         }
     }
-    if validate_only {
-        return Ok(());
-    }
     let name = TopicName::new(name.to_string())
         .map_err(|e| (ResponseError::InvalidTopicException, e.to_string()))?;
-    broker
-        .set_topic_configs(&name, configs)
-        .map_err(|e| match e {
-            TopicError::Unknown(m) => (ResponseError::UnknownTopicOrPartition, m),
-            other => (ResponseError::KafkaStorageError, other.to_string()),
-        })
+    // The changes as the controller records them: set or removed keys.
+    let mut diff: Vec<(String, Option<String>)> = configs
+        .iter()
+        .filter(|(k, v)| topic.configs.get(*k) != Some(*v))
+        .map(|(k, v)| (k.clone(), Some(v.clone())))
+        .collect();
+    diff.extend(
+        topic
+            .configs
+            .keys()
+            .filter(|k| !configs.contains_key(*k))
+            .map(|k| (k.clone(), None)),
+    );
+    let request = ControllerRequest::AlterTopicConfigs {
+        topic: name,
+        changes: diff,
+        validate_only,
+    };
+    match broker.submit(request, CONTROLLER_TIMEOUT).await {
+        Ok(ControllerResponse::AlterTopicConfigs(Ok(()))) => Ok(()),
+        Ok(ControllerResponse::AlterTopicConfigs(Err(e))) => Err(forward::topic_error(&e)),
+        Ok(other) => Err((
+            ResponseError::UnknownServerError,
+            format!("unexpected answer from the controller: {other:?}"),
+        )),
+        Err(e) => Err(forward::failure(&e)),
+    }
 }
 
 fn current_list(broker: &Broker, configs: &BTreeMap<String, String>, key: &str) -> Vec<String> {
@@ -356,7 +377,7 @@ enum Replace {
     Named,
 }
 
-fn apply_changes(
+async fn apply_changes(
     broker: &Broker,
     resource_type: i8,
     name: &str,
@@ -365,7 +386,7 @@ fn apply_changes(
     validate_only: bool,
 ) -> Result<(), Failure> {
     match resource_type {
-        RESOURCE_TOPIC => apply_topic_changes(broker, name, changes, replace, validate_only),
+        RESOURCE_TOPIC => apply_topic_changes(broker, name, changes, replace, validate_only).await,
         RESOURCE_BROKER => apply_broker_changes(broker, name, changes, validate_only),
         other => Err((
             ResponseError::InvalidRequest,
@@ -374,12 +395,14 @@ fn apply_changes(
     }
 }
 
-pub(crate) fn alter(ctx: &RequestContext, request: AlterConfigsRequest) -> AlterConfigsResponse {
+pub(crate) async fn alter(
+    ctx: &RequestContext,
+    request: AlterConfigsRequest,
+) -> AlterConfigsResponse {
     let broker = &ctx.broker;
-    let responses = request
-        .resources
-        .into_iter()
-        .map(|resource| {
+    let mut responses = Vec::new();
+    for resource in request.resources {
+        responses.push({
             let name = resource.resource_name.to_string();
             let changes = resource
                 .configs
@@ -399,7 +422,8 @@ pub(crate) fn alter(ctx: &RequestContext, request: AlterConfigsRequest) -> Alter
                 changes,
                 Replace::All,
                 request.validate_only,
-            );
+            )
+            .await;
             let response = alter_configs_response::AlterConfigsResourceResponse::default()
                 .with_resource_type(resource.resource_type)
                 .with_resource_name(resource.resource_name);
@@ -409,20 +433,19 @@ pub(crate) fn alter(ctx: &RequestContext, request: AlterConfigsRequest) -> Alter
                     .with_error_code(error.code())
                     .with_error_message(Some(str_bytes(message))),
             }
-        })
-        .collect();
+        });
+    }
     AlterConfigsResponse::default().with_responses(responses)
 }
 
-pub(crate) fn incremental_alter(
+pub(crate) async fn incremental_alter(
     ctx: &RequestContext,
     request: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
     let broker = &ctx.broker;
-    let responses = request
-        .resources
-        .into_iter()
-        .map(|resource| {
+    let mut responses = Vec::new();
+    for resource in request.resources {
+        responses.push({
             let name = resource.resource_name.to_string();
             let mut changes = Vec::new();
             let mut invalid = None;
@@ -452,14 +475,17 @@ pub(crate) fn incremental_alter(
             }
             let outcome = match invalid {
                 Some(failure) => Err(failure),
-                None => apply_changes(
-                    broker,
-                    resource.resource_type,
-                    &name,
-                    changes,
-                    Replace::Named,
-                    request.validate_only,
-                ),
+                None => {
+                    apply_changes(
+                        broker,
+                        resource.resource_type,
+                        &name,
+                        changes,
+                        Replace::Named,
+                        request.validate_only,
+                    )
+                    .await
+                }
             };
             let response =
                 incremental_alter_configs_response::AlterConfigsResourceResponse::default()
@@ -471,7 +497,7 @@ pub(crate) fn incremental_alter(
                     .with_error_code(error.code())
                     .with_error_message(Some(str_bytes(message))),
             }
-        })
-        .collect();
+        });
+    }
     IncrementalAlterConfigsResponse::default().with_responses(responses)
 }

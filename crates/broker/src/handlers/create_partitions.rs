@@ -1,75 +1,90 @@
-//! CreatePartitions: grow a topic.
+//! CreatePartitions: grow topics, through the controller.
 
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
 use kafka_protocol::protocol::VersionRange;
 use kafka_protocol::ResponseError;
-use runnel_model::TopicName;
+use runnel_metadata::NewPartitions;
+use runnel_model::{BrokerId, TopicName};
+use runnel_quorum::{ControllerRequest, ControllerResponse};
 
-use super::str_bytes;
-use crate::broker::TopicError;
+use super::{forward, str_bytes};
+use crate::broker::CONTROLLER_TIMEOUT;
 use crate::connection::RequestContext;
 
 pub(crate) const VERSIONS: VersionRange = VersionRange { min: 0, max: 3 };
 
-pub(crate) fn handle(
+pub(crate) async fn handle(
     ctx: &RequestContext,
     request: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {
     let broker = &ctx.broker;
-    let results = request
-        .topics
+    let mut results: Vec<(CreatePartitionsTopicResult, Option<TopicName>)> = Vec::new();
+    let mut wanted = Vec::new();
+    for t in request.topics {
+        let result = CreatePartitionsTopicResult::default().with_name(t.name.clone());
+        let name = match TopicName::new(t.name.0.to_string()) {
+            Ok(name) => name,
+            Err(e) => {
+                results.push((
+                    result
+                        .with_error_code(ResponseError::InvalidTopicException.code())
+                        .with_error_message(Some(str_bytes(e.to_string()))),
+                    None,
+                ));
+                continue;
+            }
+        };
+        let assignments = t
+            .assignments
+            .unwrap_or_default()
+            .into_iter()
+            .map(|a| a.broker_ids.into_iter().map(|b| BrokerId(b.0)).collect())
+            .collect();
+        wanted.push(NewPartitions {
+            name: name.clone(),
+            count: t.count,
+            assignments,
+        });
+        results.push((result, Some(name)));
+    }
+    let outcome = if wanted.is_empty() {
+        Ok(Vec::new())
+    } else {
+        let request = ControllerRequest::CreatePartitions {
+            topics: wanted,
+            validate_only: request.validate_only,
+        };
+        match broker.submit(request, CONTROLLER_TIMEOUT).await {
+            Ok(ControllerResponse::CreatePartitions(answers)) => Ok(answers),
+            Ok(other) => Err((
+                ResponseError::UnknownServerError,
+                format!("unexpected answer from the controller: {other:?}"),
+            )),
+            Err(e) => Err(forward::failure(&e)),
+        }
+    };
+    // The controller answers in request order.
+    let mut answers = outcome.as_ref().map(|a| a.iter());
+    let results = results
         .into_iter()
-        .map(|t| {
-            let result = CreatePartitionsTopicResult::default().with_name(t.name.clone());
-            let fail = |error: ResponseError, message: String| {
-                result
-                    .clone()
-                    .with_error_code(error.code())
-                    .with_error_message(Some(str_bytes(message)))
-            };
-            let name = t.name.0.to_string();
-            let Some(topic) = broker.topics.get(&name) else {
-                return fail(
-                    ResponseError::UnknownTopicOrPartition,
-                    format!("The topic '{name}' does not exist."),
-                );
-            };
-            let current = topic.partitions.len() as i32;
-            if t.count <= current {
-                return fail(
-                    ResponseError::InvalidPartitions,
-                    format!("Topic currently has {current} partitions, which is higher than the requested {}.", t.count),
-                );
-            }
-            if let Some(assignments) = t.assignments.as_ref().filter(|a| !a.is_empty()) {
-                if assignments.len() as i32 != t.count - current {
-                    return fail(
-                        ResponseError::InvalidReplicaAssignment,
-                        format!("Increasing the number of partitions by {} but {} assignments provided.", t.count - current, assignments.len()),
-                    );
-                }
-                if assignments
-                    .iter()
-                    .any(|a| a.broker_ids.len() != 1 || a.broker_ids[0].0 != broker.node_id)
-                {
-                    return fail(
-                        ResponseError::InvalidReplicaAssignment,
-                        format!("Every new partition must be assigned to [{}] on this single-node cluster.", broker.node_id),
-                    );
-                }
-            }
-            if request.validate_only {
+        .map(|(result, name)| {
+            if name.is_none() {
                 return result;
             }
-            let Ok(name) = TopicName::new(name) else {
-                return fail(ResponseError::InvalidTopicException, "invalid topic name".into());
+            let failure = match &mut answers {
+                Err(failure) => Some(failure.clone()),
+                Ok(answers) => match answers.next() {
+                    Some((_, Ok(()))) => None,
+                    Some((_, Err(e))) => Some(forward::topic_error(e)),
+                    None => Some((ResponseError::UnknownServerError, "no answer".into())),
+                },
             };
-            match broker.create_partitions(&name, t.count) {
-                Ok(()) => result,
-                Err(TopicError::InvalidPartitions(m)) => fail(ResponseError::InvalidPartitions, m),
-                Err(TopicError::Unknown(m)) => fail(ResponseError::UnknownTopicOrPartition, m),
-                Err(e) => fail(ResponseError::KafkaStorageError, e.to_string()),
+            match failure {
+                None => result,
+                Some((code, message)) => result
+                    .with_error_code(code.code())
+                    .with_error_message(Some(str_bytes(message))),
             }
         })
         .collect();

@@ -12,14 +12,21 @@ use kafka_protocol::ResponseError;
 use runnel_model::config::validate_topic_config;
 use runnel_model::TopicName;
 
+use runnel_metadata::{CreateTopicRequest, CreatedTopic};
+use runnel_model::BrokerId;
+use runnel_quorum::{ControllerRequest, ControllerResponse};
+
 use super::configs::topic_config_entries;
-use super::str_bytes;
-use crate::broker::TopicError;
+use super::{forward, str_bytes};
+use crate::broker::CONTROLLER_TIMEOUT;
 use crate::connection::RequestContext;
 
 pub(crate) const VERSIONS: VersionRange = VersionRange { min: 2, max: 7 };
 
-pub(crate) fn handle(ctx: &RequestContext, request: CreateTopicsRequest) -> CreateTopicsResponse {
+pub(crate) async fn handle(
+    ctx: &RequestContext,
+    request: CreateTopicsRequest,
+) -> CreateTopicsResponse {
     let mut seen = HashSet::new();
     let duplicates: HashSet<String> = request
         .topics
@@ -28,26 +35,76 @@ pub(crate) fn handle(ctx: &RequestContext, request: CreateTopicsRequest) -> Crea
         .map(|t| t.name.0.to_string())
         .collect();
     let mut reported = HashSet::new();
-    let mut results = Vec::new();
+    // Each topic's result: a failure already, or a request for the
+    // controller (answered in order).
+    let mut slots: Vec<Result<CreateTopicRequest, CreatableTopicResult>> = Vec::new();
     for topic in request.topics {
         let name = topic.name.0.to_string();
         if duplicates.contains(&name) {
             if reported.insert(name.clone()) {
-                results.push(failure(
+                slots.push(Err(failure(
                     &name,
                     ResponseError::InvalidRequest,
                     format!(
                         "Create topics request from client included topic {name} more than once."
                     ),
-                ));
+                )));
             }
             continue;
         }
-        results.push(match create_one(ctx, topic, request.validate_only) {
-            Ok(result) => result,
-            Err((error, message)) => failure(&name, error, message),
-        });
+        slots.push(check(topic).map_err(|(error, message)| failure(&name, error, message)));
     }
+    let wanted: Vec<CreateTopicRequest> = slots
+        .iter()
+        .filter_map(|s| s.as_ref().ok())
+        .cloned()
+        .collect();
+    let outcome = if wanted.is_empty() {
+        Ok(Vec::new())
+    } else {
+        let request = ControllerRequest::CreateTopics {
+            topics: wanted,
+            validate_only: request.validate_only,
+        };
+        match ctx.broker.submit(request, CONTROLLER_TIMEOUT).await {
+            Ok(ControllerResponse::CreateTopics(answers)) => Ok(answers),
+            Ok(other) => Err((
+                ResponseError::UnknownServerError,
+                format!("unexpected answer from the controller: {other:?}"),
+            )),
+            Err(e) => Err(forward::failure(&e)),
+        }
+    };
+    let mut answers = outcome.as_ref().map(|a| a.iter());
+    let results = slots
+        .into_iter()
+        .map(|slot| {
+            let wanted = match slot {
+                Ok(wanted) => wanted,
+                Err(result) => return result,
+            };
+            let name = wanted.name.to_string();
+            let answer = match &mut answers {
+                Err((error, message)) => return failure(&name, *error, message.clone()),
+                Ok(answers) => answers.next().map(|(_, a)| a),
+            };
+            match answer {
+                Some(Ok(created)) => {
+                    let id = if request.validate_only {
+                        uuid::Uuid::nil()
+                    } else {
+                        created.topic_id
+                    };
+                    created_result(ctx, &wanted, created, id)
+                }
+                Some(Err(e)) => {
+                    let (error, message) = forward::topic_error(e);
+                    failure(&name, error, message)
+                }
+                None => failure(&name, ResponseError::UnknownServerError, "no answer".into()),
+            }
+        })
+        .collect();
     CreateTopicsResponse::default().with_topics(results)
 }
 
@@ -60,25 +117,17 @@ fn failure(name: &str, error: ResponseError, message: String) -> CreatableTopicR
         .with_replication_factor(-1)
 }
 
-fn create_one(
-    ctx: &RequestContext,
-    topic: CreatableTopic,
-    validate_only: bool,
-) -> Result<CreatableTopicResult, (ResponseError, String)> {
-    let broker = &ctx.broker;
+/// Checks what the broker can check itself — the name, the configs, the
+/// shape of the request — and makes the controller's request.
+fn check(topic: CreatableTopic) -> Result<CreateTopicRequest, (ResponseError, String)> {
     let name = TopicName::new(topic.name.0.to_string())
         .map_err(|e| (ResponseError::InvalidTopicException, e.to_string()))?;
-    if broker.topics.get(name.as_str()).is_some() {
-        return Err((
-            ResponseError::TopicAlreadyExists,
-            format!("Topic '{name}' already exists."),
-        ));
-    }
-    let (default_partitions, default_rf) = {
-        let config = broker.config.read();
-        (config.num_partitions(), config.default_replication_factor())
-    };
-    let partitions = if !topic.assignments.is_empty() {
+    let assignments: Vec<Vec<BrokerId>> = topic
+        .assignments
+        .iter()
+        .map(|a| a.broker_ids.iter().map(|b| BrokerId(b.0)).collect())
+        .collect();
+    if !assignments.is_empty() {
         if topic.num_partitions != -1 || topic.replication_factor != -1 {
             return Err((
                 ResponseError::InvalidRequest,
@@ -86,51 +135,30 @@ fn create_one(
             ));
         }
         for (i, assignment) in topic.assignments.iter().enumerate() {
-            if assignment.partition_index != i as i32
-                || assignment.broker_ids.len() != 1
-                || assignment.broker_ids[0].0 != broker.node_id
-            {
+            if assignment.partition_index != i as i32 {
                 return Err((
                     ResponseError::InvalidReplicaAssignment,
                     format!(
-                        "Replica assignment for partition {} must be [{}] on this single-node cluster.",
-                        assignment.partition_index, broker.node_id
+                        "Partitions should be 0-based consecutive integers, found {} at position {i}.",
+                        assignment.partition_index
                     ),
                 ));
             }
         }
-        topic.assignments.len() as i32
     } else {
-        let partitions = if topic.num_partitions == -1 {
-            default_partitions
-        } else {
-            topic.num_partitions
-        };
-        if partitions <= 0 {
+        if topic.num_partitions == 0 || topic.num_partitions < -1 {
             return Err((
                 ResponseError::InvalidPartitions,
                 "Number of partitions must be larger than 0.".into(),
             ));
         }
-        let rf = if topic.replication_factor == -1 {
-            default_rf
-        } else {
-            i32::from(topic.replication_factor)
-        };
-        if rf <= 0 {
+        if topic.replication_factor == 0 || topic.replication_factor < -1 {
             return Err((
                 ResponseError::InvalidReplicationFactor,
                 "Replication factor must be larger than 0.".into(),
             ));
         }
-        if rf > 1 {
-            return Err((
-                ResponseError::InvalidReplicationFactor,
-                format!("Unable to replicate the partition {rf} time(s): The target replication factor of {rf} cannot be reached because only 1 broker(s) are registered."),
-            ));
-        }
-        partitions
-    };
+    }
     let mut configs = BTreeMap::new();
     for config in topic.configs {
         let key = config.name.to_string();
@@ -144,21 +172,22 @@ fn create_one(
             .map_err(|e| (ResponseError::InvalidConfig, e.to_string()))?;
         configs.insert(key, value.to_string());
     }
-    let (id, result_configs) = if validate_only {
-        (uuid::Uuid::nil(), topic_config_entries(broker, &configs))
-    } else {
-        let created = broker
-            .create_topic(name.clone(), partitions, configs)
-            .map_err(|e| match e {
-                TopicError::AlreadyExists(_) => (
-                    ResponseError::TopicAlreadyExists,
-                    format!("Topic '{name}' already exists."),
-                ),
-                other => (ResponseError::KafkaStorageError, other.to_string()),
-            })?;
-        (created.id, topic_config_entries(broker, &created.configs))
-    };
-    let configs = result_configs
+    Ok(CreateTopicRequest {
+        name,
+        num_partitions: topic.num_partitions,
+        replication_factor: topic.replication_factor,
+        configs,
+        assignments,
+    })
+}
+
+fn created_result(
+    ctx: &RequestContext,
+    wanted: &CreateTopicRequest,
+    created: &CreatedTopic,
+    id: uuid::Uuid,
+) -> CreatableTopicResult {
+    let configs = topic_config_entries(&ctx.broker, &wanted.configs)
         .into_iter()
         .map(|c| {
             CreatableTopicConfigs::default()
@@ -169,12 +198,12 @@ fn create_one(
                 .with_is_sensitive(c.sensitive)
         })
         .collect();
-    Ok(CreatableTopicResult::default()
+    CreatableTopicResult::default()
         .with_name(kafka_protocol::messages::TopicName(str_bytes(
-            name.to_string(),
+            wanted.name.to_string(),
         )))
         .with_topic_id(id)
-        .with_num_partitions(partitions)
-        .with_replication_factor(1)
-        .with_configs(Some(configs)))
+        .with_num_partitions(created.num_partitions)
+        .with_replication_factor(created.replication_factor)
+        .with_configs(Some(configs))
 }

@@ -28,11 +28,13 @@ pub(crate) fn handle(ctx: &RequestContext, request: DeleteRecordsRequest) -> Del
                     let result = DeleteRecordsPartitionResult::default()
                         .with_partition_index(p.partition_index)
                         .with_low_watermark(-1);
-                    let Some(partition) =
-                        topic.as_ref().and_then(|t| t.partition(p.partition_index))
-                    else {
-                        return result
-                            .with_error_code(ResponseError::UnknownTopicOrPartition.code());
+                    let partition = match topic.as_ref().map(|t| t.led(p.partition_index)) {
+                        Some(Ok(partition)) => partition,
+                        Some(Err(error)) => return result.with_error_code(error.code()),
+                        None => {
+                            return result
+                                .with_error_code(ResponseError::UnknownTopicOrPartition.code())
+                        }
                     };
                     let mut log = partition.log.lock();
                     let high_watermark = log.log_end_offset().0;

@@ -4,14 +4,20 @@ use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse};
 use kafka_protocol::protocol::VersionRange;
 use kafka_protocol::ResponseError;
+use runnel_model::TopicName;
+use runnel_quorum::{ControllerRequest, ControllerResponse};
 use uuid::Uuid;
 
-use super::str_bytes;
+use super::{forward, str_bytes};
+use crate::broker::CONTROLLER_TIMEOUT;
 use crate::connection::RequestContext;
 
 pub(crate) const VERSIONS: VersionRange = VersionRange { min: 1, max: 6 };
 
-pub(crate) fn handle(ctx: &RequestContext, request: DeleteTopicsRequest) -> DeleteTopicsResponse {
+pub(crate) async fn handle(
+    ctx: &RequestContext,
+    request: DeleteTopicsRequest,
+) -> DeleteTopicsResponse {
     let broker = &ctx.broker;
     // v0-5 send names; v6 sends (name or id) states.
     let targets: Vec<(Option<String>, Uuid)> = if ctx.api_version >= 6 {
@@ -28,40 +34,90 @@ pub(crate) fn handle(ctx: &RequestContext, request: DeleteTopicsRequest) -> Dele
             .collect()
     };
     let enabled = broker.config.read().delete_topic_enable();
-    let responses = targets
+    let image = broker.image();
+    // Each target's result, and the name to delete for those that exist.
+    let mut results: Vec<(DeletableTopicResult, Option<()>)> = Vec::with_capacity(targets.len());
+    let mut to_delete = Vec::new();
+    for (name, id) in targets {
+        let topic = match &name {
+            Some(name) => TopicName::new(name.as_str())
+                .ok()
+                .and_then(|n| image.topic_by_name(&n)),
+            None => image.topic_by_id(id),
+        };
+        let result = DeletableTopicResult::default()
+            .with_name(
+                name.clone()
+                    .map(|n| kafka_protocol::messages::TopicName(str_bytes(n))),
+            )
+            .with_topic_id(id);
+        let Some(topic) = topic else {
+            let error = if name.is_some() {
+                ResponseError::UnknownTopicOrPartition
+            } else {
+                ResponseError::UnknownTopicId
+            };
+            results.push((result.with_error_code(error.code()), None));
+            continue;
+        };
+        if !enabled {
+            results.push((
+                result.with_error_code(ResponseError::TopicDeletionDisabled.code()),
+                None,
+            ));
+            continue;
+        }
+        let result = result
+            .with_name(Some(kafka_protocol::messages::TopicName(str_bytes(
+                topic.name.to_string(),
+            ))))
+            .with_topic_id(topic.id);
+        to_delete.push(topic.name.clone());
+        results.push((result, Some(())));
+    }
+    let outcome = if to_delete.is_empty() {
+        Ok(Vec::new())
+    } else {
+        match broker
+            .submit(
+                ControllerRequest::DeleteTopics(to_delete),
+                CONTROLLER_TIMEOUT,
+            )
+            .await
+        {
+            Ok(ControllerResponse::DeleteTopics(answers)) => Ok(answers),
+            Ok(other) => Err((
+                ResponseError::UnknownServerError,
+                format!("unexpected answer from the controller: {other:?}"),
+            )),
+            Err(e) => Err(forward::failure(&e)),
+        }
+    };
+    // The controller answers in request order.
+    let mut answers = outcome.as_ref().map(|a| a.iter());
+    let responses = results
         .into_iter()
-        .map(|(name, id)| {
-            let topic = match &name {
-                Some(name) => broker.topics.get(name),
-                None => broker.topics.get_by_id(&id),
-            };
-            let result = DeletableTopicResult::default()
-                .with_name(
-                    name.clone()
-                        .map(|n| kafka_protocol::messages::TopicName(str_bytes(n))),
-                )
-                .with_topic_id(id);
-            let Some(topic) = topic else {
-                let error = if name.is_some() {
-                    ResponseError::UnknownTopicOrPartition
-                } else {
-                    ResponseError::UnknownTopicId
-                };
-                return result.with_error_code(error.code());
-            };
-            if !enabled {
-                return result.with_error_code(ResponseError::TopicDeletionDisabled.code());
+        .map(|(result, name)| {
+            if name.is_none() {
+                return result;
             }
-            let result = result
-                .with_name(Some(kafka_protocol::messages::TopicName(str_bytes(
-                    topic.name.to_string(),
-                ))))
-                .with_topic_id(topic.id);
-            match broker.delete_topic(&topic.name) {
-                Ok(_) => result,
-                Err(e) => result
-                    .with_error_code(ResponseError::UnknownTopicOrPartition.code())
-                    .with_error_message(Some(str_bytes(e.to_string()))),
+            let answer = match &mut answers {
+                Ok(answers) => answers.next().map(|(_, r)| r),
+                Err((code, message)) => {
+                    return result
+                        .with_error_code(code.code())
+                        .with_error_message(Some(str_bytes(message.clone())))
+                }
+            };
+            match answer {
+                Some(Ok(_)) => result,
+                Some(Err(e)) => {
+                    let (code, message) = forward::topic_error(e);
+                    result
+                        .with_error_code(code.code())
+                        .with_error_message(Some(str_bytes(message)))
+                }
+                None => result.with_error_code(ResponseError::UnknownServerError.code()),
             }
         })
         .collect();

@@ -1,4 +1,4 @@
-//! DescribeCluster (KIP-700).
+//! DescribeCluster (KIP-700), answered from the metadata image.
 
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
@@ -18,9 +18,10 @@ pub(crate) fn handle(
     request: DescribeClusterRequest,
 ) -> DescribeClusterResponse {
     let broker = &ctx.broker;
+    let image = broker.image();
     let response = DescribeClusterResponse::default()
         .with_cluster_id(str_bytes(broker.cluster_id.clone()))
-        .with_controller_id(BrokerId(broker.node_id))
+        .with_controller_id(BrokerId(broker.controller_id(&image)))
         .with_endpoint_type(request.endpoint_type)
         .with_cluster_authorized_operations(authorized_operations(
             request.include_cluster_authorized_operations,
@@ -31,8 +32,16 @@ pub(crate) fn handle(
             .with_error_code(ResponseError::UnsupportedEndpointType.code())
             .with_error_message(Some(str_bytes("only broker endpoints are served")));
     }
-    response.with_brokers(vec![DescribeClusterBroker::default()
-        .with_broker_id(BrokerId(broker.node_id))
-        .with_host(str_bytes(broker.advertised_host.clone()))
-        .with_port(broker.advertised_port)])
+    let brokers = broker
+        .live_brokers(&image)
+        .into_iter()
+        .map(|b| {
+            DescribeClusterBroker::default()
+                .with_broker_id(BrokerId(b.id))
+                .with_host(str_bytes(b.host))
+                .with_port(b.port)
+                .with_rack(b.rack.map(str_bytes))
+        })
+        .collect();
+    response.with_brokers(brokers)
 }

@@ -113,12 +113,14 @@ fn read_partitions(ctx: &RequestContext, request: &FetchRequest) -> (Vec<TopicRe
                 log_start_offset: -1,
                 records: None,
             };
-            let result = match topic.as_ref().and_then(|t| t.partition(fetch.partition)) {
+            let led = topic.as_ref().map(|t| {
+                t.led(fetch.partition)
+                    .and_then(|p| p.check_leader_epoch(fetch.current_leader_epoch).map(|()| p))
+            });
+            let result = match led {
                 None => failed(unknown),
-                Some(_) if fetch.current_leader_epoch > 0 => {
-                    failed(ResponseError::UnknownLeaderEpoch)
-                }
-                Some(partition) => {
+                Some(Err(error)) => failed(error),
+                Some(Ok(partition)) => {
                     let limit = (fetch.partition_max_bytes.max(0) as u64).min(remaining);
                     read_partition(
                         partition,

@@ -44,21 +44,32 @@ pub(crate) fn handle(ctx: &RequestContext, request: ListOffsetsRequest) -> ListO
                             .with_offset(-1)
                             .with_timestamp(-1);
                     }
-                    match topic.as_ref().and_then(|t| t.partition(p.partition_index)) {
+                    let led = topic.as_ref().map(|t| {
+                        t.led(p.partition_index).and_then(|partition| {
+                            partition
+                                .check_leader_epoch(p.current_leader_epoch)
+                                .map(|()| partition)
+                        })
+                    });
+                    match led {
                         None => response
                             .with_error_code(ResponseError::UnknownTopicOrPartition.code())
                             .with_offset(-1)
                             .with_timestamp(-1),
-                        Some(_) if p.current_leader_epoch > 0 => response
-                            .with_error_code(ResponseError::UnknownLeaderEpoch.code())
+                        Some(Err(error)) => response
+                            .with_error_code(error.code())
                             .with_offset(-1)
                             .with_timestamp(-1),
-                        Some(partition) => match lookup(partition, p.timestamp) {
+                        Some(Ok(partition)) => match lookup(partition, p.timestamp) {
                             Ok((offset, timestamp)) => response
                                 .with_offset(offset)
                                 .with_timestamp(timestamp)
                                 // leader_epoch exists from v4 on.
-                                .with_leader_epoch(if version >= 4 { 0 } else { -1 }),
+                                .with_leader_epoch(if version >= 4 {
+                                    partition.leader_epoch()
+                                } else {
+                                    -1
+                                }),
                             Err(error) => response
                                 .with_error_code(error.code())
                                 .with_offset(-1)

@@ -26,6 +26,7 @@ mod describe_cluster;
 mod describe_log_dirs;
 mod fetch;
 mod find_coordinator;
+mod forward;
 mod group_admin;
 mod init_producer_id;
 mod list_offsets;
@@ -124,10 +125,14 @@ pub(crate) async fn handle(ctx: &RequestContext, api_key: ApiKey, body: RequestK
         RequestKind::Produce(r) => return produce::handle(ctx, r).await,
         RequestKind::Fetch(r) => return fetch::handle(ctx, r).await,
         RequestKind::ApiVersions(r) => ResponseKind::ApiVersions(api_versions::handle(ctx, r)),
-        RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(ctx, r)),
+        RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(ctx, r).await),
         RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(list_offsets::handle(ctx, r)),
-        RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(create_topics::handle(ctx, r)),
-        RequestKind::DeleteTopics(r) => ResponseKind::DeleteTopics(delete_topics::handle(ctx, r)),
+        RequestKind::CreateTopics(r) => {
+            ResponseKind::CreateTopics(create_topics::handle(ctx, r).await)
+        }
+        RequestKind::DeleteTopics(r) => {
+            ResponseKind::DeleteTopics(delete_topics::handle(ctx, r).await)
+        }
         RequestKind::DeleteRecords(r) => {
             ResponseKind::DeleteRecords(delete_records::handle(ctx, r))
         }
@@ -135,21 +140,21 @@ pub(crate) async fn handle(ctx: &RequestContext, api_key: ApiKey, body: RequestK
             ResponseKind::InitProducerId(init_producer_id::handle(ctx, r))
         }
         RequestKind::DescribeConfigs(r) => ResponseKind::DescribeConfigs(configs::describe(ctx, r)),
-        RequestKind::AlterConfigs(r) => ResponseKind::AlterConfigs(configs::alter(ctx, r)),
+        RequestKind::AlterConfigs(r) => ResponseKind::AlterConfigs(configs::alter(ctx, r).await),
         RequestKind::IncrementalAlterConfigs(r) => {
-            ResponseKind::IncrementalAlterConfigs(configs::incremental_alter(ctx, r))
+            ResponseKind::IncrementalAlterConfigs(configs::incremental_alter(ctx, r).await)
         }
         RequestKind::DescribeLogDirs(r) => {
             ResponseKind::DescribeLogDirs(describe_log_dirs::handle(ctx, r))
         }
         RequestKind::CreatePartitions(r) => {
-            ResponseKind::CreatePartitions(create_partitions::handle(ctx, r))
+            ResponseKind::CreatePartitions(create_partitions::handle(ctx, r).await)
         }
         RequestKind::DescribeCluster(r) => {
             ResponseKind::DescribeCluster(describe_cluster::handle(ctx, r))
         }
         RequestKind::FindCoordinator(r) => {
-            ResponseKind::FindCoordinator(find_coordinator::handle(ctx, r))
+            ResponseKind::FindCoordinator(find_coordinator::handle(ctx, r).await)
         }
         RequestKind::JoinGroup(r) => ResponseKind::JoinGroup(classic_group::join(ctx, r).await),
         RequestKind::SyncGroup(r) => ResponseKind::SyncGroup(classic_group::sync(ctx, r).await),

@@ -32,7 +32,7 @@ fn partition_exists(ctx: &RequestContext, topic: &str, partition: i32) -> bool {
     ctx.broker
         .topics
         .get(topic)
-        .is_some_and(|t| t.partition(partition).is_some())
+        .is_some_and(|t| (0..t.partition_count()).contains(&partition))
 }
 
 pub(crate) async fn commit(
@@ -163,6 +163,7 @@ async fn fetch_group(
     if group_id.is_empty() {
         return Err(ResponseError::InvalidGroupId.code());
     }
+    ctx.broker.groups.ensure_offsets_topic(&ctx.broker).await?;
     let shard = ctx.broker.groups.shard(&ctx.broker, group_id)?;
     let shard = shard.lock();
     shard.fetch_offsets(

@@ -61,19 +61,23 @@ pub(crate) async fn handle(ctx: &RequestContext, request: ProduceRequest) -> Res
             .map(|t| ctx.broker.topic_settings(&t.configs));
         let mut partitions = Vec::with_capacity(topic_data.partition_data.len());
         for data in topic_data.partition_data {
-            let target = topic.as_ref().and_then(|t| t.partition(data.index));
+            let target = topic.as_ref().map(|t| t.led(data.index));
             let outcome = match (target, &settings) {
                 _ if !matches!(acks, -1..=1) => Err(Failure::new(
                     ResponseError::InvalidRequiredAcks,
                     format!("acks must be -1, 0 or 1, not {acks}"),
                 )),
-                (Some(partition), Some(settings)) => {
+                (Some(Ok(partition)), Some(settings)) => {
                     let records = data.records.as_deref().unwrap_or(&[]);
                     produce_to(partition, settings, acks, records).await
                 }
+                (Some(Err(error)), _) => Err(Failure::new(
+                    error,
+                    format!("this node does not lead {name}-{}", data.index),
+                )),
                 _ => Err(Failure::new(
                     ResponseError::UnknownTopicOrPartition,
-                    format!("{name}-{} is not hosted here", data.index),
+                    format!("{name}-{} does not exist", data.index),
                 )),
             };
             let response = PartitionProduceResponse::default().with_index(data.index);

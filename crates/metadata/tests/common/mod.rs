@@ -125,6 +125,7 @@ impl Cluster {
             num_partitions: partitions,
             replication_factor: rf,
             configs: BTreeMap::new(),
+            assignments: vec![],
         };
         let mut next_id = self.next_id;
         let effects = self
