@@ -51,11 +51,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Some(id) => (id, false),
         None => (generate_cluster_id(), true),
     };
+    let path = args.data_dir.join(META_PROPERTIES);
+    let formatted = format_dir(&args.data_dir, args.node_id, &cluster_id)?;
     if generated {
         println!("Generated cluster id {cluster_id}");
     }
-    let path = args.data_dir.join(META_PROPERTIES);
-    match format_dir(&args.data_dir, args.node_id, &cluster_id)? {
+    match formatted {
         Formatted::Written => println!(
             "Formatted {} (node.id {}, cluster.id {cluster_id})",
             path.display(),
