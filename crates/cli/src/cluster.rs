@@ -1,5 +1,9 @@
 //! `runnel cluster`, and what every admin subcommand (topics, groups, configs,
 //! cluster) shares: the admin client, Kafka error names, per-item failures.
+//! `cluster up` and `down`, a local cluster of child processes, are in [`local`].
+
+mod local;
+mod node_process;
 
 use std::collections::BTreeMap;
 use std::fmt::Display;
@@ -16,12 +20,19 @@ use crate::output::{print_json, print_rows, Output};
 pub enum Command {
     /// Prints the cluster id, the controller and the brokers.
     Describe,
+    /// Starts a local development cluster: N `runnel server` processes on
+    /// 127.0.0.1, each both broker and controller, with data under --dir.
+    Up(local::UpArgs),
+    /// Stops the local cluster `up` started (its data is kept).
+    Down(local::DownArgs),
 }
 
 /// Runs one `cluster` subcommand.
 pub async fn run(global: &Global, command: Command) -> anyhow::Result<()> {
     match command {
         Command::Describe => describe(global).await,
+        Command::Up(args) => local::up(global, args).await,
+        Command::Down(args) => local::down(global, args),
     }
 }
 

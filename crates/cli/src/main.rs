@@ -7,6 +7,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 mod cluster;
 mod configs;
 mod consume;
+mod format;
 mod global;
 mod groups;
 mod output;
@@ -41,6 +42,9 @@ enum Command {
     /// Runs a broker. With no arguments: a single node on 127.0.0.1:9092
     /// keeping its data in ./runnel-data.
     Server(server::ServerArgs),
+    /// Writes a data directory's meta.properties (node id and cluster id)
+    /// before its first start; never overwrites another identity.
+    Format(format::Args),
     /// Creates, lists, describes, alters and deletes topics.
     #[command(subcommand)]
     Topics(topics::Command),
@@ -82,6 +86,7 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Command::Server(args) => server::run(args),
+        Command::Format(args) => format::run(args),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "runnel", &mut std::io::stdout());
             Ok(())
@@ -112,7 +117,9 @@ fn tool(global: Global, command: Command) -> anyhow::Result<()> {
             Command::Configs(c) => configs::run(&global, c).await,
             Command::Cluster(c) => cluster::run(&global, c).await,
             Command::Perf(c) => perf::run(&global, c).await,
-            Command::Server(_) | Command::Completions { .. } => unreachable!("handled in main"),
+            Command::Server(_) | Command::Format(_) | Command::Completions { .. } => {
+                unreachable!("handled in main")
+            }
         }
     })
 }
