@@ -187,7 +187,17 @@ pub(crate) async fn start_quorum(
             default_replication_factor: i16::try_from(config.default_replication_factor())
                 .unwrap_or(i16::MAX),
         },
-        timing: Timing::default(),
+        // A lone voter has nobody to disagree with: it may elect itself
+        // soon after a restart rather than wait a multi-node timeout.
+        timing: if plan.standalone {
+            Timing {
+                heartbeat_ms: 50,
+                election_timeout_ms: (150, 300),
+                ..Timing::default()
+            }
+        } else {
+            Timing::default()
+        },
     };
     Quorum::start(quorum_config, listener).await
 }

@@ -227,7 +227,22 @@ pub async fn up(global: &Global, args: UpArgs) -> anyhow::Result<()> {
     let layout = Layout::new(dir, args.nodes, args.base_port)?;
     let dir = layout.dir.clone();
     fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    refuse_if_running(&dir)?;
+    let running = running_nodes(&dir)?;
+    let missing: Vec<_> = layout
+        .node_ids()
+        .filter(|id| !running.iter().any(|(r, _)| r == id))
+        .collect();
+    anyhow::ensure!(
+        !missing.is_empty(),
+        "the cluster in {} is already running: {}; `runnel cluster down --dir {}` stops it",
+        dir.display(),
+        running
+            .iter()
+            .map(|(id, pid)| format!("node {id} (pid {pid})"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        dir.display()
+    );
     refuse_other_size(&layout)?;
     let cluster_id = cluster_id(&dir)?;
     for id in layout.node_ids() {
@@ -238,7 +253,9 @@ pub async fn up(global: &Global, args: UpArgs) -> anyhow::Result<()> {
         nodes: Vec::new(),
         layout: layout.clone(),
     };
-    for id in layout.node_ids() {
+    // Nodes still running (one restarted after a crash, say) are left as
+    // they are; the others start and rejoin them.
+    for id in missing {
         started.nodes.push(start_node(&exe, &layout, id)?);
     }
     let wait = tokio::select! {
@@ -298,24 +315,19 @@ pub async fn up(global: &Global, args: UpArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn refuse_if_running(dir: &Path) -> anyhow::Result<()> {
+/// The nodes of `dir` whose pid file names a live runnel server, with
+/// their pids; stale pid files are removed.
+fn running_nodes(dir: &Path) -> anyhow::Result<Vec<(i32, u32)>> {
     let mut running = Vec::new();
     for id in node_dirs(dir)? {
         let pid_file = dir.join(format!("node-{id}")).join("server.pid");
         match node_process::read_pid_file(&pid_file)? {
-            PidFile::Running(pid) => running.push(format!("node {id} (pid {pid})")),
+            PidFile::Running(pid) => running.push((id, pid)),
             PidFile::Stale => node_process::remove_pid_file(&pid_file)?,
             PidFile::Missing => {}
         }
     }
-    anyhow::ensure!(
-        running.is_empty(),
-        "the cluster in {} is already running: {}; `runnel cluster down --dir {}` stops it",
-        dir.display(),
-        running.join(", "),
-        dir.display()
-    );
-    Ok(())
+    Ok(running)
 }
 
 /// Refuses to start a formatted cluster with another number of nodes: its
@@ -705,7 +717,7 @@ mod tests {
         let dead = child.id();
         child.wait().unwrap();
         node_process::write_pid_file(&node.join("server.pid"), dead).unwrap();
-        refuse_if_running(dir.path()).unwrap();
+        assert!(running_nodes(dir.path()).unwrap().is_empty());
         assert!(!node.join("server.pid").exists());
     }
 }
