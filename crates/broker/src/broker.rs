@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -61,6 +62,10 @@ pub(crate) struct Broker {
     pub quorum: Arc<Quorum>,
     /// The metadata log index the topic registry reflects.
     reconciled: watch::Sender<u64>,
+    /// Set when the controller has not answered for a whole broker
+    /// session: the controller has fenced this broker by now, so it leads
+    /// nothing until it is heard from again.
+    self_fenced: AtomicBool,
     /// Bumped after every append; long-polling fetches wait on it.
     appended: watch::Sender<u64>,
     pub data_dir: PathBuf,
@@ -101,6 +106,7 @@ impl Broker {
             groups: GroupCoordinator::default(),
             quorum,
             reconciled: watch::Sender::new(0),
+            self_fenced: AtomicBool::new(false),
             appended: watch::Sender::new(0),
             data_dir,
         })
@@ -204,7 +210,9 @@ impl Broker {
                     (false, None) => None,
                 };
                 if let Some(p) = &partition {
-                    p.set_leadership(state.leader == Some(me), state.leader_epoch);
+                    let leads =
+                        state.leader == Some(me) && !self.self_fenced.load(Ordering::Acquire);
+                    p.set_leadership(leads, state.leader_epoch);
                 }
                 partitions.push(partition);
             }
@@ -236,6 +244,36 @@ impl Broker {
         self.reconciled.send_replace(applied);
         // Long-polling fetches re-check leadership and topics.
         self.notify_appended();
+    }
+
+    /// Whether this broker has fenced itself (see `self_fenced`).
+    pub fn is_self_fenced(&self) -> bool {
+        self.self_fenced.load(Ordering::Acquire)
+    }
+
+    /// Stops (or resumes) leading everything because the controller is
+    /// (or is again) out of reach; see `self_fenced`. Blocking on resume
+    /// (it re-applies the current image).
+    pub fn set_self_fenced(&self, fenced: bool) {
+        if self.self_fenced.swap(fenced, Ordering::AcqRel) == fenced {
+            return;
+        }
+        if fenced {
+            tracing::warn!(
+                "no answer from the controller for a whole broker session: leading nothing until it answers"
+            );
+            let _guard = self.topics.lock_changes();
+            for topic in self.topics.all() {
+                for (_, partition) in topic.hosted() {
+                    partition.set_leadership(false, LeaderEpoch(partition.leader_epoch()));
+                }
+            }
+            self.notify_appended();
+        } else {
+            tracing::info!("the controller answers again");
+            let published = self.quorum.images().borrow().clone();
+            self.apply_image(&published.image, published.applied);
+        }
     }
 
     /// Sends `request` to the active controller and waits until this

@@ -230,6 +230,8 @@ pub(crate) struct Registration {
     pub fenced: bool,
     /// The controller has completed this broker's controlled shutdown.
     pub shut_down: bool,
+    /// When the controller last answered a heartbeat.
+    pub answered_at: Option<tokio::time::Instant>,
 }
 
 /// Registers the broker, heartbeats every `broker.heartbeat.interval.ms`,
@@ -293,8 +295,10 @@ pub(crate) async fn run_lifecycle(
             epoch: Some(epoch),
             fenced: true,
             shut_down: false,
+            answered_at: Some(tokio::time::Instant::now()),
         });
         let mut next_beat = Instant::now();
+        let mut last_answer = Instant::now();
         loop {
             let interval = Duration::from_millis(
                 u64::try_from(broker.config.read().broker_heartbeat_interval_ms())
@@ -322,6 +326,8 @@ pub(crate) async fn run_lifecycle(
                 .await
             {
                 Ok((ControllerResponse::Heartbeat(answer), index)) => {
+                    last_answer = Instant::now();
+                    set_self_fenced(&broker, false).await;
                     if want_shut_down || !answer.is_fenced {
                         // Leads what the controller gave it once the
                         // registry has caught up.
@@ -331,6 +337,7 @@ pub(crate) async fn run_lifecycle(
                         epoch: Some(epoch),
                         fenced: answer.is_fenced,
                         shut_down: answer.should_shut_down,
+                        answered_at: Some(tokio::time::Instant::now()),
                     });
                     if answer.should_shut_down {
                         tracing::info!("controlled shutdown complete");
@@ -347,12 +354,30 @@ pub(crate) async fn run_lifecycle(
                 }
                 Err(e) => {
                     tracing::debug!(error = %e, "heartbeat failed");
+                    let session = Duration::from_millis(
+                        u64::try_from(broker.config.read().broker_session_timeout_ms())
+                            .unwrap_or(9000),
+                    );
+                    if last_answer.elapsed() >= session {
+                        set_self_fenced(&broker, true).await;
+                    }
                     if want_shut_down {
                         tokio::time::sleep(retry).await;
                     }
                 }
             }
         }
+    }
+}
+
+/// Runs [`Broker::set_self_fenced`] off the async runtime.
+async fn set_self_fenced(broker: &Arc<Broker>, fenced: bool) {
+    if broker.is_self_fenced() == fenced {
+        return;
+    }
+    let broker = broker.clone();
+    if let Err(e) = tokio::task::spawn_blocking(move || broker.set_self_fenced(fenced)).await {
+        tracing::error!(error = %e, "changing self-fencing failed");
     }
 }
 

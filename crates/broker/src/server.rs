@@ -202,12 +202,25 @@ impl RunningServer {
     /// the clean-shutdown marker and leaves the quorum.
     pub async fn shutdown(mut self) -> anyhow::Result<()> {
         let _ = self.stopping.send(true);
-        let controlled = tokio::time::timeout(
-            CONTROLLED_SHUTDOWN_TIMEOUT,
-            self.registration.wait_for(|r| r.shut_down),
-        )
-        .await
-        .is_ok_and(|r| r.is_ok());
+        // Wait for the controller to move leadership away, unless there is
+        // no active controller to do it (the rest of the quorum is gone).
+        let started = tokio::time::Instant::now();
+        let controlled = loop {
+            let (shut_down, answered_at) = {
+                let registration = self.registration.borrow();
+                (registration.shut_down, registration.answered_at)
+            };
+            if shut_down {
+                break true;
+            }
+            let now = tokio::time::Instant::now();
+            let heard = answered_at.map_or(started, |at| at.max(started));
+            if now - heard >= NO_CONTROLLER_GRACE || now - started >= CONTROLLED_SHUTDOWN_TIMEOUT {
+                break false;
+            }
+            let _ =
+                tokio::time::timeout(Duration::from_millis(100), self.registration.changed()).await;
+        };
         if !controlled {
             tracing::warn!("the controlled shutdown did not complete; stopping anyway");
         }
@@ -236,6 +249,10 @@ impl RunningServer {
 /// How long a stopping broker waits for the controller to move its
 /// leaderships away.
 const CONTROLLED_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a stopping broker waits for the controller to answer at all
+/// (the rest of the quorum may be gone).
+const NO_CONTROLLER_GRACE: Duration = Duration::from_secs(3);
 
 async fn accept_loop(
     listener: TcpListener,

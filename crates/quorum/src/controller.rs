@@ -54,6 +54,9 @@ pub(crate) struct ActiveController {
     pub config: ControllerConfig,
     /// `Some` while this node is the active controller.
     pub state: Option<Controller>,
+    /// The raft term `state` was made in: a new term, even with this node
+    /// leading again, starts a fresh controller (fresh broker sessions).
+    pub term: u64,
 }
 
 impl std::fmt::Debug for ActiveController {
@@ -85,9 +88,12 @@ impl ActiveController {
                     if changed.is_err() {
                         break;
                     }
-                    let leader = metrics.borrow().current_leader;
-                    if leader != Some(self.me) && self.state.take().is_some() {
-                        tracing::info!(node = self.me, ?leader, "no longer the active controller");
+                    let (leader, term) = {
+                        let m = metrics.borrow();
+                        (m.current_leader, m.current_term)
+                    };
+                    if (leader != Some(self.me) || term != self.term) && self.state.take().is_some() {
+                        tracing::info!(node = self.me, ?leader, term, "no longer the active controller");
                     }
                 }
             }
@@ -101,10 +107,17 @@ impl ActiveController {
     /// Makes sure this node is the active controller with the whole log
     /// applied.
     async fn activate(&mut self) -> Result<(), ControllerFailure> {
-        let leader = self.leader();
+        let (leader, term) = {
+            let metrics = self.raft.metrics();
+            let m = metrics.borrow();
+            (m.current_leader, m.current_term)
+        };
         if leader != Some(self.me) {
             self.state = None;
             return Err(ControllerFailure::NotController { leader });
+        }
+        if term != self.term {
+            self.state = None;
         }
         if self.state.is_none() {
             if let Err(e) = self.raft.ensure_linearizable().await {
@@ -115,8 +128,9 @@ impl ActiveController {
                     RaftError::Fatal(f) => ControllerFailure::Unavailable(f.to_string()),
                 });
             }
-            tracing::info!(node = self.me, "now the active controller");
+            tracing::info!(node = self.me, term, "now the active controller");
             self.state = Some(Controller::new(self.config.clone()));
+            self.term = term;
         }
         Ok(())
     }

@@ -77,6 +77,8 @@ pub struct Quorum {
     /// Connections to other nodes, for forwarded controller requests.
     peers: tokio::sync::Mutex<BTreeMap<NodeId, PeerClient>>,
     tasks: Vec<JoinHandle<()>>,
+    /// Closes the quorum listener's connections.
+    stop: watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for Quorum {
@@ -165,16 +167,19 @@ impl Quorum {
                 images: images.clone(),
                 config: config.controller.clone(),
                 state: None,
+                term: 0,
             };
             tasks.push(tokio::spawn(controller.run(rx)));
             Some(tx)
         } else {
             None
         };
+        let (stop, stop_rx) = watch::channel(false);
         let server = Server {
             cluster_id: config.cluster_id.clone(),
             raft: raft.clone(),
             jobs: jobs.clone(),
+            stop: stop_rx,
         };
         tasks.push(tokio::spawn(server.accept(listener)));
         Ok(Quorum {
@@ -187,6 +192,7 @@ impl Quorum {
             jobs,
             peers: tokio::sync::Mutex::new(BTreeMap::new()),
             tasks,
+            stop,
         })
     }
 
@@ -335,6 +341,7 @@ impl Quorum {
 
     /// Stops raft and the listener.
     pub async fn shutdown(&self) {
+        self.stop.send_replace(true);
         for task in &self.tasks {
             task.abort();
         }
@@ -350,6 +357,8 @@ struct Server {
     cluster_id: String,
     raft: Raft,
     jobs: Option<mpsc::Sender<Job>>,
+    /// Turns true when the node stops: every connection closes.
+    stop: watch::Receiver<bool>,
 }
 
 impl Server {
@@ -394,11 +403,21 @@ impl Server {
             }
             None => return Ok(()),
         }
-        while let Some(request) = read_message::<_, Request>(&mut stream).await? {
+        let mut stop = self.stop.clone();
+        loop {
+            if *stop.borrow() {
+                return Ok(());
+            }
+            let request = tokio::select! {
+                request = read_message::<_, Request>(&mut stream) => request?,
+                _ = stop.changed() => return Ok(()),
+            };
+            let Some(request) = request else {
+                return Ok(());
+            };
             let response = self.answer(request).await;
             write_message(&mut stream, &response).await?;
         }
-        Ok(())
     }
 
     async fn answer(&self, request: Request) -> Response {
