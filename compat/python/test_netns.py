@@ -2,13 +2,17 @@
 rejoins and leads its partitions again, with every record it held.
 
 The cluster runs in network namespaces made by this test (netns.py: a hub with a
-bridge, one namespace per node, veths), removed afterwards whatever happened. Node 2
-is cut off by setting the hub's end of its veth down, which is a real partition:
-its TCP connections stall, as on a pulled cable, rather than being refused.
+bridge, one namespace per node, veths), removed afterwards whatever happened. A node
+is cut off by setting the hub's end of its veth down, which is a real partition: its
+TCP connections stall, as on a pulled cable, rather than being refused. Two cases:
+the cut-off node is a plain broker (node 2, unless it is the active controller), or
+it is the active controller, so the other two must elect a new one before they can
+fence it.
 
-Replication factor is 1, so node 2's partitions have no other replica to move to:
-while it is fenced they must have no leader at all, and the partitions on nodes 1 and
-3 must keep taking writes.
+Replication factor is 1, so the cut-off node's partitions have no other replica to
+move to: while it is fenced they must have no leader at all, and the partitions on
+the other nodes must keep taking writes. The views each node gave are printed as a
+timeline at the end, also when the test passes.
 """
 
 from __future__ import annotations
