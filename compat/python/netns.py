@@ -317,11 +317,13 @@ class NetnsCluster:
         view["replicas"] = {p["partition"]: p["replicas"] for p in described["partitions"]}
         return view
 
-    def client(self, request: dict, timeout_s: float = 40.0) -> dict:
-        """Runs one confluent-kafka request (see `_client_main`) in the hub."""
+    def client(self, request: dict, timeout_s: float = 40.0,
+               namespace: str | None = None) -> dict:
+        """Runs one confluent-kafka request (see `_client_main`) in the hub (or
+        `namespace`)."""
         command = [
-            "ip", "netns", "exec", self.hub, sys.executable, str(Path(__file__).resolve()),
-            json.dumps(request),
+            "ip", "netns", "exec", namespace or self.hub, sys.executable,
+            str(Path(__file__).resolve()), json.dumps(request),
         ]
         try:
             result = subprocess.run(
@@ -342,11 +344,14 @@ def _produce(request: dict) -> dict:
     {partition: [offsets]}, "errors": [text]}."""
     from confluent_kafka import Producer
 
-    producer = Producer({
+    config = {
         "bootstrap.servers": request["bootstrap"],
         "acks": "all",
         "message.timeout.ms": int(request.get("timeout_ms", 15000)),
-    })
+    }
+    if "retries" in request:
+        config["retries"] = int(request["retries"])
+    producer = Producer(config)
     delivered: dict[str, list[int]] = {}
     errors: list[str] = []
 
@@ -399,9 +404,51 @@ def _consume(request: dict) -> dict:
     return {"records": {str(p): v for p, v in records.items()}, "errors": errors[-10:]}
 
 
+def _produce_error_code(request: dict) -> dict:
+    """{"host", "port", "topic", "partition"} -> {"error_code": n}: one Produce v3
+    request with null records, written by hand so that no client library retries
+    or hides the broker's answer. A leader would refuse the null records some
+    other way; a node that does not lead answers NOT_LEADER_OR_FOLLOWER (6)."""
+    import socket
+    import struct
+
+    def string(text: str) -> bytes:
+        data = text.encode()
+        return struct.pack(">h", len(data)) + data
+
+    body = (
+        struct.pack(">hhi", 0, 3, 7) + string("netns-test")  # header v1
+        + struct.pack(">h", -1)                              # transactional id: null
+        + struct.pack(">hi", 1, 5000)                        # acks, timeout
+        + struct.pack(">i", 1) + string(request["topic"])    # one topic
+        + struct.pack(">i", 1) + struct.pack(">i", int(request["partition"]))
+        + struct.pack(">i", -1)                              # records: null
+    )
+    with socket.create_connection((request["host"], int(request["port"])), timeout=10) as sock:
+        sock.sendall(struct.pack(">i", len(body)) + body)
+        size = struct.unpack(">i", _read_exact(sock, 4))[0]
+        reply = _read_exact(sock, size)
+    correlation_id, topics = struct.unpack(">ii", reply[:8])
+    name_len = struct.unpack(">h", reply[8:10])[0]
+    at = 10 + name_len
+    partitions, index, error_code = struct.unpack(">iih", reply[at:at + 10])
+    assert (correlation_id, topics, partitions) == (7, 1, 1), reply
+    return {"partition": index, "error_code": error_code}
+
+
+def _read_exact(sock, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            raise ConnectionError("the broker closed the connection")
+        data += chunk
+    return data
+
+
 def _client_main(argv: list[str]) -> int:
     request = json.loads(argv[1])
-    actions = {"produce": _produce, "consume": _consume}
+    actions = {"produce": _produce, "consume": _consume, "produce_error_code": _produce_error_code}
     print(json.dumps(actions[request["action"]](request)))
     return 0
 

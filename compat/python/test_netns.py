@@ -154,6 +154,19 @@ def test_cut_off_node_is_fenced_and_rejoins(cluster: NetnsCluster, role: str):
     time.sleep(max(0.0, CUT_HOLD_S - (time.monotonic() - cut_at)))
     done, seen = _fenced(netns, cut, others, on_cut)
     assert done, f"node {cut} is no longer fenced while still cut off: {seen}\n{netns.logs()}"
+    # The cut-off node has not heard from a controller for a whole session: it
+    # has fenced itself too and refuses writes to the partitions it led, so a
+    # client that can still reach it is sent elsewhere (NOT_LEADER_OR_FOLLOWER).
+    host, port = isolated.bootstrap.rsplit(":", 1)
+    refused = netns.client(
+        {"action": "produce_error_code", "host": host, "port": port, "topic": TOPIC,
+         "partition": on_cut[0]},
+        namespace=isolated.namespace,
+    )
+    assert refused.get("error_code") == 6, (
+        f"node {cut} did not answer NOT_LEADER_OR_FOLLOWER while cut off: {refused}\n{netns.logs()}"
+    )
+    print(f"node {cut} answers NOT_LEADER_OR_FOLLOWER for partition {on_cut[0]} while cut off")
 
     # 3. Reconnected, the node is listed again and leads its partitions again.
     netns.reconnect(cut)
