@@ -4,13 +4,13 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::RwLock;
 use runnel_metadata::records::ConfigResourceType;
-use runnel_metadata::MetadataImage;
+use runnel_metadata::{BrokerEpoch, MetadataImage};
 use runnel_model::config::{BrokerConfig, TopicConfigOverrides, TopicSettings};
 use runnel_model::{BrokerId, LeaderEpoch, PartitionId, TopicName, TopicPartition};
 use runnel_quorum::{ControllerFailure, ControllerRequest, ControllerResponse, Quorum};
@@ -56,6 +56,8 @@ pub(crate) struct Broker {
     pub logs: LogManager,
     pub topics: Topics,
     pub producer_ids: ProducerIdAllocator,
+    /// This incarnation's broker epoch once registered (-1 before).
+    broker_epoch: AtomicI64,
     /// Consumer groups and committed offsets.
     pub groups: GroupCoordinator,
     /// This node's part in the metadata quorum.
@@ -85,7 +87,6 @@ impl Broker {
         let data_dir = config.log_dir();
         let logs = LogManager::open(&data_dir)
             .map_err(|e| anyhow::anyhow!("cannot open data dir {}: {e}", data_dir.display()))?;
-        let producer_ids = ProducerIdAllocator::open(&data_dir)?;
         let legacy = data_dir.join("topics.json");
         if legacy.exists() {
             tracing::warn!(
@@ -102,7 +103,8 @@ impl Broker {
             config: RwLock::new(config),
             topics: Topics::default(),
             logs,
-            producer_ids,
+            producer_ids: ProducerIdAllocator::default(),
+            broker_epoch: AtomicI64::new(-1),
             groups: GroupCoordinator::default(),
             quorum,
             reconciled: watch::Sender::new(0),
@@ -244,6 +246,17 @@ impl Broker {
         self.reconciled.send_replace(applied);
         // Long-polling fetches re-check leadership and topics.
         self.notify_appended();
+    }
+
+    /// This incarnation's broker epoch, once the controller registered it.
+    pub fn broker_epoch(&self) -> Option<BrokerEpoch> {
+        let epoch = self.broker_epoch.load(Ordering::Acquire);
+        (epoch >= 0).then_some(BrokerEpoch(epoch))
+    }
+
+    /// Records the broker epoch the controller gave this incarnation.
+    pub fn set_broker_epoch(&self, epoch: BrokerEpoch) {
+        self.broker_epoch.store(epoch.0, Ordering::Release);
     }
 
     /// Whether this broker has fenced itself (see `self_fenced`).

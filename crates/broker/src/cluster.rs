@@ -291,6 +291,7 @@ pub(crate) async fn run_lifecycle(
             epoch = epoch.0,
             "registered with the controller"
         );
+        broker.set_broker_epoch(epoch);
         state.send_replace(Registration {
             epoch: Some(epoch),
             fenced: true,

@@ -318,6 +318,27 @@ async fn requests_reach_the_leaders_and_every_node_agrees() {
             assert_eq!(code, ResponseError::NotCoordinator.code(), "node {id}");
         }
     }
+
+    // Producer ids are unique across the cluster, whichever node hands them.
+    let mut ids = std::collections::BTreeSet::new();
+    for id in [1, 2, 3, 1, 2, 3] {
+        let mut client = cluster.client(id).await;
+        let response: InitProducerIdResponse = client
+            .call(
+                ApiKey::InitProducerId,
+                4,
+                &InitProducerIdRequest::default()
+                    .with_transactional_id(None)
+                    .with_transaction_timeout_ms(60_000),
+            )
+            .await;
+        assert_eq!(response.error_code, 0, "node {id}");
+        assert!(
+            ids.insert(response.producer_id.0),
+            "id {} given twice",
+            response.producer_id.0
+        );
+    }
     cluster.stop().await;
 }
 

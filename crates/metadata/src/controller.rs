@@ -18,9 +18,13 @@ use uuid::Uuid;
 use crate::election;
 use crate::image::{ImageError, MetadataImage};
 use crate::records::{
-    Endpoint, FenceBrokerRecord, MetadataRecord, RegisterBrokerRecord, UnfenceBrokerRecord,
+    Endpoint, FenceBrokerRecord, MetadataRecord, ProducerIdsRecord, RegisterBrokerRecord,
+    UnfenceBrokerRecord,
 };
 use crate::{BrokerEpoch, Millis};
+
+/// How many producer ids a broker gets at a time (Kafka's block size).
+pub const PRODUCER_ID_BLOCK: i64 = 1000;
 
 /// The controller's settings, named after Kafka's.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -305,6 +309,34 @@ impl Controller {
             is_fenced: true,
             should_shut_down: true,
         }))
+    }
+
+    /// Gives a registered broker the next block of `PRODUCER_ID_BLOCK`
+    /// producer ids (Kafka's AllocateProducerIds): the first id and the
+    /// count. Ids are never handed out twice in the cluster's life.
+    pub fn allocate_producer_ids(
+        &self,
+        image: &MetadataImage,
+        broker_id: BrokerId,
+        broker_epoch: BrokerEpoch,
+    ) -> Result<Effects<(i64, i64)>, ControllerError> {
+        let broker = image
+            .broker(broker_id)
+            .ok_or(ControllerError::BrokerIdNotRegistered(broker_id))?;
+        if broker.broker_epoch != broker_epoch {
+            return Err(ControllerError::StaleBrokerEpoch {
+                broker_id,
+                current: broker.broker_epoch,
+                requested: broker_epoch,
+            });
+        }
+        let first = image.next_producer_id();
+        let mut batch = Batch::new(image);
+        batch.push(MetadataRecord::ProducerIds(ProducerIdsRecord {
+            broker_id,
+            next_producer_id: first.saturating_add(PRODUCER_ID_BLOCK),
+        }))?;
+        Ok(batch.finish((first, PRODUCER_ID_BLOCK)))
     }
 
     /// Fences every unfenced broker whose session expired by `now` and

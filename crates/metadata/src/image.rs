@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use crate::records::{
     ConfigRecord, ConfigResourceType, Endpoint, MetadataRecord, PartitionChangeRecord,
-    PartitionRecord, RegisterBrokerRecord, TopicRecord,
+    PartitionRecord, ProducerIdsRecord, RegisterBrokerRecord, TopicRecord,
 };
 use crate::{BrokerEpoch, PartitionEpoch};
 
@@ -107,6 +107,8 @@ pub enum ImageError {
     UnknownBroker(BrokerId),
     #[error("broker {0} has epoch {1}, not {2}")]
     StaleBrokerEpoch(BrokerId, BrokerEpoch, BrokerEpoch),
+    #[error("producer ids up to {0} are taken; a block ending at {1} goes backwards")]
+    ProducerIdsNotIncreasing(i64, i64),
 }
 
 /// Configs of one resource: key to value.
@@ -125,6 +127,8 @@ pub struct MetadataImage {
     topics: BTreeMap<Uuid, Arc<TopicImage>>,
     topic_ids: BTreeMap<TopicName, Uuid>,
     configs: BTreeMap<(ConfigResourceType, String), Configs>,
+    /// The first producer id no broker has been given.
+    next_producer_id: i64,
 }
 
 impl MetadataImage {
@@ -186,6 +190,16 @@ impl MetadataImage {
             }
             MetadataRecord::Config(r) => {
                 self.apply_config(r);
+                Ok(())
+            }
+            MetadataRecord::ProducerIds(r) => {
+                if r.next_producer_id <= self.next_producer_id {
+                    return Err(ImageError::ProducerIdsNotIncreasing(
+                        self.next_producer_id,
+                        r.next_producer_id,
+                    ));
+                }
+                self.next_producer_id = r.next_producer_id;
                 Ok(())
             }
         }
@@ -433,7 +447,22 @@ impl MetadataImage {
                 })
             })
         });
-        brokers.chain(topics).chain(configs).collect()
+        let producer_ids = (self.next_producer_id > 0).then(|| {
+            MetadataRecord::ProducerIds(ProducerIdsRecord {
+                broker_id: BrokerId(-1),
+                next_producer_id: self.next_producer_id,
+            })
+        });
+        brokers
+            .chain(topics)
+            .chain(configs)
+            .chain(producer_ids)
+            .collect()
+    }
+
+    /// The first producer id not yet given to any broker.
+    pub fn next_producer_id(&self) -> i64 {
+        self.next_producer_id
     }
 
     /// The configs set on one resource (empty if none).

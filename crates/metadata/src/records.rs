@@ -35,6 +35,7 @@ pub enum MetadataRecord {
     UnfenceBroker(UnfenceBrokerRecord),
     RemoveTopic(RemoveTopicRecord),
     Config(ConfigRecord),
+    ProducerIds(ProducerIdsRecord),
 }
 
 /// A topic was created; its partitions follow as [`PartitionRecord`]s.
@@ -119,6 +120,15 @@ pub struct UnfenceBrokerRecord {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RemoveTopicRecord {
     pub topic_id: Uuid,
+}
+
+/// A block of producer ids was given to a broker: every id below
+/// `next_producer_id` is taken, cluster-wide.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProducerIdsRecord {
+    /// The broker the block went to (-1 in a snapshot).
+    pub broker_id: BrokerId,
+    pub next_producer_id: i64,
 }
 
 /// What a config belongs to (Kafka's `ConfigResource.Type`).

@@ -465,3 +465,115 @@ fn a_new_controller_gives_known_brokers_a_full_session() {
     );
     assert!(!cluster.tick(29_000).is_empty());
 }
+
+#[test]
+fn manual_assignments_are_checked_and_their_first_live_replica_leads() {
+    let mut cluster = three_brokers();
+    let ids = |list: &[i32]| list.iter().map(|b| BrokerId(*b)).collect::<Vec<_>>();
+    let request = |assignments: Vec<Vec<BrokerId>>| CreateTopicRequest {
+        name: TopicName::new("assigned").expect("valid"),
+        num_partitions: -1,
+        replication_factor: -1,
+        configs: BTreeMap::new(),
+        assignments,
+    };
+    let refused = |assignments: Vec<Vec<BrokerId>>| {
+        let effects = cluster
+            .controller
+            .create_topics(&cluster.image, &[request(assignments)], &mut Uuid::new_v4)
+            .expect("create_topics");
+        assert!(effects.records.is_empty());
+        effects.response[0].1.clone()
+    };
+    for bad in [
+        vec![ids(&[1]), ids(&[])],
+        vec![ids(&[1, 2]), ids(&[3])],
+        vec![ids(&[1, 1])],
+        vec![ids(&[1, 9])],
+    ] {
+        assert!(
+            matches!(
+                refused(bad.clone()),
+                Err(TopicError::InvalidReplicaAssignment(_))
+            ),
+            "{bad:?} accepted"
+        );
+    }
+    let mut both = request(vec![ids(&[1])]);
+    both.num_partitions = 1;
+    let effects = cluster
+        .controller
+        .create_topics(&cluster.image, &[both], &mut Uuid::new_v4)
+        .expect("create_topics");
+    assert!(matches!(
+        effects.response[0].1,
+        Err(TopicError::InvalidRequest(_))
+    ));
+
+    // Broker 2 fenced: partition 0 ([2, 3]) is led by 3, partition 1 by 1.
+    cluster.heartbeat(8000, 1);
+    cluster.heartbeat(8000, 3);
+    cluster.tick(9000);
+    assert!(!cluster.image.is_unfenced(BrokerId(2)));
+    let effects = cluster
+        .controller
+        .create_topics(
+            &cluster.image,
+            &[request(vec![ids(&[2, 3]), ids(&[1, 2])])],
+            &mut Uuid::new_v4,
+        )
+        .expect("create_topics");
+    let created = effects.response[0].1.clone().expect("created");
+    assert_eq!((created.num_partitions, created.replication_factor), (2, 2));
+    cluster.commit(effects.records);
+    let states = cluster.partitions_of(created.topic_id);
+    assert_eq!(states[0].replicas, ids(&[2, 3]));
+    assert_eq!(states[0].leader, Some(BrokerId(3)));
+    assert_eq!(states[1].leader, Some(BrokerId(1)));
+}
+
+#[test]
+fn producer_id_blocks_never_overlap_and_survive_a_snapshot() {
+    let mut cluster = three_brokers();
+    let epoch = |cluster: &Cluster, id: i32| {
+        cluster
+            .image
+            .broker(BrokerId(id))
+            .expect("registered")
+            .broker_epoch
+    };
+    let mut blocks = Vec::new();
+    for id in [1, 2, 1, 3] {
+        let effects = cluster
+            .controller
+            .allocate_producer_ids(&cluster.image, BrokerId(id), epoch(&cluster, id))
+            .expect("allocated");
+        blocks.push(effects.response);
+        cluster.commit(effects.records);
+    }
+    for pair in blocks.windows(2) {
+        assert_eq!(pair[0].0 + pair[0].1, pair[1].0, "{blocks:?}");
+    }
+    assert_eq!(blocks[0].0, 0);
+    let stale = cluster.controller.allocate_producer_ids(
+        &cluster.image,
+        BrokerId(1),
+        BrokerEpoch(epoch(&cluster, 1).0 - 1),
+    );
+    assert!(matches!(
+        stale,
+        Err(ControllerError::StaleBrokerEpoch { .. })
+    ));
+    let unknown =
+        cluster
+            .controller
+            .allocate_producer_ids(&cluster.image, BrokerId(7), BrokerEpoch(1));
+    assert!(matches!(
+        unknown,
+        Err(ControllerError::BrokerIdNotRegistered(_))
+    ));
+
+    let restored = MetadataImage::replay(&cluster.image.to_records()).expect("replays");
+    assert_eq!(restored.next_producer_id(), 4000);
+    assert_eq!(restored, cluster.image);
+}

@@ -252,6 +252,19 @@ impl ActiveController {
                     ControllerResponse::AlterTopicConfigs(effects.response),
                 )
             }
+            ControllerRequest::AllocateProducerIds {
+                broker_id,
+                broker_epoch,
+            } => {
+                let effects = controller
+                    .allocate_producer_ids(&image, broker_id, broker_epoch)
+                    .map_err(refused)?;
+                let (first, count) = effects.response;
+                (
+                    effects.records,
+                    ControllerResponse::ProducerIds { first, count },
+                )
+            }
         };
         let index = self.write(records).await?;
         if let Some((id, address)) = learner {

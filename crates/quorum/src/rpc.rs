@@ -21,7 +21,7 @@ use runnel_metadata::{
     BrokerEpoch, BrokerRegistrationRequest, CreateTopicRequest, CreatedTopic, HeartbeatRequest,
     HeartbeatResponse, NewPartitions, TopicError, TopicResults,
 };
-use runnel_model::TopicName;
+use runnel_model::{BrokerId, TopicName};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -86,6 +86,11 @@ pub enum ControllerRequest {
         changes: Vec<(String, Option<String>)>,
         validate_only: bool,
     },
+    /// A block of producer ids for a broker (Kafka's AllocateProducerIds).
+    AllocateProducerIds {
+        broker_id: BrokerId,
+        broker_epoch: BrokerEpoch,
+    },
 }
 
 /// The active controller's answer.
@@ -97,6 +102,11 @@ pub enum ControllerResponse {
     CreatePartitions(TopicResults<()>),
     DeleteTopics(TopicResults<Uuid>),
     AlterTopicConfigs(Result<(), TopicError>),
+    /// Producer ids `first..first + count` are this broker's.
+    ProducerIds {
+        first: i64,
+        count: i64,
+    },
 }
 
 /// The answer, and the index of the metadata log at which its effects are

@@ -10,7 +10,7 @@ use crate::connection::RequestContext;
 /// concerns transactions only.
 pub(crate) const VERSIONS: VersionRange = VersionRange { min: 0, max: 5 };
 
-pub(crate) fn handle(
+pub(crate) async fn handle(
     ctx: &RequestContext,
     request: InitProducerIdRequest,
 ) -> InitProducerIdResponse {
@@ -27,13 +27,10 @@ pub(crate) fn handle(
     }
     // Like Apache Kafka, an idempotent producer always gets a fresh id with
     // epoch 0, also when it re-initialises after an error (KIP-360).
-    match ctx.broker.producer_ids.allocate() {
+    match ctx.broker.producer_ids.allocate(&ctx.broker).await {
         Ok(id) => InitProducerIdResponse::default()
             .with_producer_id(ProducerId(id))
             .with_producer_epoch(0),
-        Err(e) => {
-            tracing::error!(error = %e, "cannot allocate a producer id");
-            failed(ResponseError::KafkaStorageError)
-        }
+        Err(error) => failed(error),
     }
 }

@@ -137,7 +137,7 @@ pub(crate) async fn handle(ctx: &RequestContext, api_key: ApiKey, body: RequestK
             ResponseKind::DeleteRecords(delete_records::handle(ctx, r))
         }
         RequestKind::InitProducerId(r) => {
-            ResponseKind::InitProducerId(init_producer_id::handle(ctx, r))
+            ResponseKind::InitProducerId(init_producer_id::handle(ctx, r).await)
         }
         RequestKind::DescribeConfigs(r) => ResponseKind::DescribeConfigs(configs::describe(ctx, r)),
         RequestKind::AlterConfigs(r) => ResponseKind::AlterConfigs(configs::alter(ctx, r).await),
