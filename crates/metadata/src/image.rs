@@ -447,12 +447,11 @@ impl MetadataImage {
                 })
             })
         });
-        let producer_ids = (self.next_producer_id > 0).then(|| {
-            MetadataRecord::ProducerIds(ProducerIdsRecord {
+        let producer_ids =
+            (self.next_producer_id > 0).then_some(MetadataRecord::ProducerIds(ProducerIdsRecord {
                 broker_id: BrokerId(-1),
                 next_producer_id: self.next_producer_id,
-            })
-        });
+            }));
         brokers
             .chain(topics)
             .chain(configs)
