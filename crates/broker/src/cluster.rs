@@ -36,6 +36,8 @@ pub(crate) struct ClusterPlan {
     pub voters: BTreeMap<NodeId, String>,
     /// Whether this node is one of the voters.
     pub controller: bool,
+    /// Whether this node is a broker (serves clients, hosts partitions).
+    pub broker: bool,
     /// Where to bind the quorum listener.
     pub quorum_bind: String,
     /// The listener names that belong to the controller, not to clients.
@@ -87,15 +89,11 @@ impl ClusterPlan {
                 node_id,
                 voters: BTreeMap::from([(node_id, String::new())]),
                 controller: true,
+                broker: true,
                 quorum_bind: "127.0.0.1:0".into(),
                 controller_listeners,
                 standalone: true,
             });
-        }
-        if !roles.broker {
-            anyhow::bail!(
-                "process.roles=controller (a controller without a broker) is not supported yet: use broker,controller"
-            );
         }
         let is_voter = voters.contains_key(&node_id);
         if roles.controller != is_voter {
@@ -148,6 +146,7 @@ impl ClusterPlan {
             node_id,
             voters,
             controller: roles.controller,
+            broker: roles.broker,
             quorum_bind,
             controller_listeners,
             standalone: false,

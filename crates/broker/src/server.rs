@@ -27,10 +27,31 @@ use crate::connection::{Connection, RequestMemory};
 #[derive(Debug)]
 pub struct Server;
 
-/// A started broker. Dropping it does not stop it; call
+/// A started node. Dropping it does not stop it; call
 /// [`RunningServer::shutdown`].
 #[derive(Debug)]
 pub struct RunningServer {
+    node: Node,
+}
+
+#[derive(Debug)]
+enum Node {
+    Broker(BrokerNode),
+    /// `process.roles=controller`: a voter of the metadata quorum that
+    /// serves no clients.
+    Controller(ControllerNode),
+}
+
+#[derive(Debug)]
+struct ControllerNode {
+    local_addr: SocketAddr,
+    cluster_id: String,
+    quorum: runnel_quorum::Quorum,
+}
+
+/// A broker (with or without the controller role).
+#[derive(Debug)]
+struct BrokerNode {
     local_addr: SocketAddr,
     broker: Arc<Broker>,
     stop: watch::Sender<bool>,
@@ -53,6 +74,43 @@ impl Server {
     /// A listener port of 0 binds a free port, which is then advertised.
     pub async fn start(config: BrokerConfig) -> anyhow::Result<RunningServer> {
         let plan = ClusterPlan::from_config(&config)?;
+        let node = if plan.broker {
+            Node::Broker(Self::start_broker(config, plan).await?)
+        } else {
+            Node::Controller(Self::start_controller(config, plan).await?)
+        };
+        Ok(RunningServer { node })
+    }
+
+    /// A controller-only node: the quorum and nothing else.
+    async fn start_controller(
+        config: BrokerConfig,
+        plan: ClusterPlan,
+    ) -> anyhow::Result<ControllerNode> {
+        let data_dir = config.metadata_log_dir();
+        let node_id = config.node_id().0;
+        let cluster_id = tokio::task::spawn_blocking(move || {
+            std::fs::create_dir_all(&data_dir).map_err(|e| {
+                anyhow::anyhow!("cannot create data dir {}: {e}", data_dir.display())
+            })?;
+            load_or_create_identity(&data_dir, node_id, false)
+        })
+        .await??;
+        let quorum = start_quorum(&plan, &config, &cluster_id, "127.0.0.1").await?;
+        let local_addr: SocketAddr = quorum
+            .advertised_address()
+            .parse()
+            .or_else(|_| plan.quorum_bind.parse())
+            .map_err(|e| anyhow::anyhow!("quorum listener address: {e}"))?;
+        tracing::info!(address = %local_addr, node_id, %cluster_id, "runnel controller started");
+        Ok(ControllerNode {
+            local_addr,
+            cluster_id,
+            quorum,
+        })
+    }
+
+    async fn start_broker(config: BrokerConfig, plan: ClusterPlan) -> anyhow::Result<BrokerNode> {
         let is_client = |name: &str| {
             !plan
                 .controller_listeners
@@ -171,7 +229,7 @@ impl Server {
             stop_rx,
         ));
         tracing::info!(address = %local_addr, node_id = broker.node_id, cluster_id = %broker.cluster_id, data_dir = %broker.data_dir.display(), "runnel broker started");
-        Ok(RunningServer {
+        Ok(BrokerNode {
             local_addr,
             broker,
             stop,
@@ -187,16 +245,40 @@ impl Server {
 }
 
 impl RunningServer {
-    /// The address the listener is bound to.
+    /// The address the client listener is bound to (a controller-only
+    /// node: its quorum listener).
     pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+        match &self.node {
+            Node::Broker(b) => b.local_addr,
+            Node::Controller(c) => c.local_addr,
+        }
     }
 
     /// The cluster id this node belongs to.
     pub fn cluster_id(&self) -> &str {
-        &self.broker.cluster_id
+        match &self.node {
+            Node::Broker(b) => &b.broker.cluster_id,
+            Node::Controller(c) => &c.cluster_id,
+        }
     }
 
+    /// Stops the node: a broker asks the controller to move leadership
+    /// away (controlled shutdown), stops accepting, closes connections,
+    /// flushes every log, writes the clean-shutdown marker and leaves the
+    /// quorum; a controller leaves the quorum.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        match self.node {
+            Node::Broker(b) => b.shutdown().await,
+            Node::Controller(c) => {
+                c.quorum.shutdown().await;
+                tracing::info!("runnel controller stopped");
+                Ok(())
+            }
+        }
+    }
+}
+
+impl BrokerNode {
     /// Asks the controller to move leadership away (controlled shutdown),
     /// then stops accepting, closes connections, flushes every log, writes
     /// the clean-shutdown marker and leaves the quorum.

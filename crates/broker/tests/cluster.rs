@@ -41,14 +41,24 @@ struct Cluster {
     nodes: Vec<Node>,
     voters: String,
     controller_ports: Vec<u16>,
+    /// `process.roles` of each node.
+    roles: Vec<&'static str>,
 }
+
+const COMBINED: &str = "broker,controller";
 
 impl Cluster {
     async fn start() -> Cluster {
+        Cluster::start_with([COMBINED; 3]).await
+    }
+
+    /// Three nodes with these roles; the controllers are the voters.
+    async fn start_with(roles: [&'static str; 3]) -> Cluster {
         let controller_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
         let voters = controller_ports
             .iter()
             .enumerate()
+            .filter(|(i, _)| roles[*i].contains("controller"))
             .map(|(i, port)| format!("{}@127.0.0.1:{port}", i + 1))
             .collect::<Vec<_>>()
             .join(",");
@@ -72,6 +82,7 @@ impl Cluster {
             nodes,
             voters,
             controller_ports,
+            roles: roles.to_vec(),
         };
         // Each start waits for a quorum: start them together.
         let configs: Vec<BrokerConfig> = (0..3).map(|i| cluster.config(i)).collect();
@@ -84,17 +95,19 @@ impl Cluster {
 
     fn config(&self, index: usize) -> BrokerConfig {
         let node = &self.nodes[index];
+        let roles = self.roles[index];
+        let client = format!("PLAINTEXT://127.0.0.1:{}", node.client_port);
+        let controller = format!("CONTROLLER://127.0.0.1:{}", self.controller_ports[index]);
+        let listeners = match roles {
+            "broker" => client,
+            "controller" => controller,
+            _ => format!("{client},{controller}"),
+        };
         let overrides = [
             ("node.id", node.id.to_string()),
             ("log.dirs", node.dir.path().display().to_string()),
-            (
-                "listeners",
-                format!(
-                    "PLAINTEXT://127.0.0.1:{},CONTROLLER://127.0.0.1:{}",
-                    node.client_port, self.controller_ports[index]
-                ),
-            ),
-            ("process.roles", "broker,controller".into()),
+            ("listeners", listeners),
+            ("process.roles", roles.into()),
             ("controller.listener.names", "CONTROLLER".into()),
             (
                 "listener.security.protocol.map",
@@ -448,4 +461,37 @@ async fn a_node_of_a_multi_node_cluster_must_be_formatted_first() {
     .unwrap();
     let error = Server::start(config).await.unwrap_err().to_string();
     assert!(error.contains("runnel format"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn controller_only_and_broker_only_nodes_form_a_cluster() {
+    // Node 1 only votes, node 2 only serves (it receives the metadata log as
+    // a learner), node 3 does both.
+    let cluster = Cluster::start_with(["controller", "broker", COMBINED]).await;
+    let mut two = cluster.client(2).await;
+    let request = CreateTopicsRequest::default().with_topics(vec![
+        create_topics_request::CreatableTopic::default()
+            .with_name(TopicName(s("roles")))
+            .with_num_partitions(4)
+            .with_replication_factor(1),
+    ]);
+    let created: CreateTopicsResponse = two.call(ApiKey::CreateTopics, 7, &request).await;
+    assert_eq!(created.topics[0].error_code, 0, "{created:?}");
+    for id in [2, 3] {
+        let mut client = cluster.client(id).await;
+        let response = metadata(&mut client, "roles").await;
+        let mut brokers: Vec<i32> = response.brokers.iter().map(|b| b.node_id.0).collect();
+        brokers.sort();
+        assert_eq!(brokers, vec![2, 3], "only brokers are listed (node {id})");
+        let mut leaders: Vec<i32> = leaders(&response).into_iter().map(|(_, l)| l).collect();
+        leaders.sort();
+        assert_eq!(leaders, vec![2, 2, 3, 3], "partitions go to brokers only");
+        for (partition, leader) in self::leaders(&response) {
+            let mut owner = cluster.client(leader).await;
+            assert_eq!(produce_code(&mut owner, "roles", partition).await, 0);
+        }
+    }
+    // The controller-only node is part of the same cluster.
+    assert!(cluster.nodes[0].server.as_ref().unwrap().cluster_id() == CLUSTER_ID);
+    cluster.stop().await;
 }
