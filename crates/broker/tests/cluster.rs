@@ -240,6 +240,19 @@ async fn requests_reach_the_leaders_and_every_node_agrees() {
     ]);
     let created: CreateTopicsResponse = first.call(ApiKey::CreateTopics, 7, &request).await;
     assert_eq!(created.topics[0].error_code, 0, "{created:?}");
+    // Three brokers, but partitions are not replicated yet: refused clearly.
+    let replicated = CreateTopicsRequest::default().with_topics(vec![
+        create_topics_request::CreatableTopic::default()
+            .with_name(TopicName(s("replicated")))
+            .with_num_partitions(1)
+            .with_replication_factor(3),
+    ]);
+    let refused: CreateTopicsResponse = first.call(ApiKey::CreateTopics, 7, &replicated).await;
+    assert_eq!(
+        refused.topics[0].error_code,
+        ResponseError::InvalidReplicationFactor.code(),
+        "{refused:?}"
+    );
 
     // Every node lists the three brokers and the same leaders.
     let mut answers = Vec::new();
