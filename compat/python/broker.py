@@ -41,6 +41,30 @@ def port_accepts(port: int) -> bool:
         return False
 
 
+def log_tail(path: Path, lines: int = 60) -> str:
+    """The last `lines` lines of a process's log file, for failure messages."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError as error:
+        return f"(no log: {error})"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def stop_process(process: subprocess.Popen | None, grace_s: float = STOP_GRACE_S) -> int | None:
+    """SIGTERM, then SIGKILL once `grace_s` have passed; the exit code (None
+    when there was no process)."""
+    if process is None:
+        return None
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
+
+
 @dataclass
 class Broker:
     """A running broker; `bootstrap` is what clients connect to."""
@@ -57,24 +81,14 @@ class Broker:
         return f"127.0.0.1:{self.port}"
 
     def log_tail(self, lines: int = 60) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError as error:
-            return f"(no broker log: {error})"
-        return "\n".join(text.splitlines()[-lines:])
+        return log_tail(self.log_path, lines)
 
     def assert_alive(self) -> None:
         code = self.process.poll()
         assert code is None, f"{self.kind} exited with {code}; log tail:\n{self.log_tail()}"
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=STOP_GRACE_S)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
 
 
 def _command(port: int, data_dir: Path, overrides: dict) -> tuple[str, list[str]]:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from confluent_kafka.admin import AdminClient
 
-from broker import free_port, port_accepts
+from broker import free_port, log_tail, port_accepts, stop_process
 
 READY_TIMEOUT_S = 45.0
 STOP_GRACE_S = 15.0
@@ -83,16 +83,7 @@ class Node:
 
     def stop(self, grace_s: float = STOP_GRACE_S) -> int | None:
         """SIGTERM, then SIGKILL after `grace_s`; returns the exit code (None if it was not running)."""
-        if self.process is None:
-            return None
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=grace_s)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
+        return stop_process(self.process, grace_s)
 
     def kill(self) -> None:
         """SIGKILL, as in a crash."""
@@ -101,11 +92,7 @@ class Node:
             self.process.wait()
 
     def log_tail(self, lines: int = 40) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError as error:
-            return f"(no log: {error})"
-        return "\n".join(text.splitlines()[-lines:])
+        return log_tail(self.log_path, lines)
 
 
 @dataclass

@@ -64,6 +64,21 @@ struct BrokerNode {
     background: runnel_storage::BackgroundHandle,
 }
 
+/// The cluster id in `data_dir`'s `meta.properties` (see
+/// [`load_or_create_identity`]), read off the async runtime.
+async fn cluster_id_of(
+    data_dir: std::path::PathBuf,
+    node_id: i32,
+    may_create: bool,
+) -> anyhow::Result<String> {
+    tokio::task::spawn_blocking(move || {
+        std::fs::create_dir_all(&data_dir)
+            .map_err(|e| anyhow::anyhow!("cannot create data dir {}: {e}", data_dir.display()))?;
+        load_or_create_identity(&data_dir, node_id, may_create)
+    })
+    .await?
+}
+
 /// How long a starting broker waits to be registered and unfenced.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -87,15 +102,8 @@ impl Server {
         config: BrokerConfig,
         plan: ClusterPlan,
     ) -> anyhow::Result<ControllerNode> {
-        let data_dir = config.metadata_log_dir();
         let node_id = config.node_id().0;
-        let cluster_id = tokio::task::spawn_blocking(move || {
-            std::fs::create_dir_all(&data_dir).map_err(|e| {
-                anyhow::anyhow!("cannot create data dir {}: {e}", data_dir.display())
-            })?;
-            load_or_create_identity(&data_dir, node_id, false)
-        })
-        .await??;
+        let cluster_id = cluster_id_of(config.metadata_log_dir(), node_id, false).await?;
         let quorum = start_quorum(&plan, &config, &cluster_id, "127.0.0.1").await?;
         let local_addr: SocketAddr = quorum
             .advertised_address()
@@ -144,16 +152,8 @@ impl Server {
         } else {
             host
         };
-        let data_dir = config.log_dir();
         let node_id = config.node_id().0;
-        let standalone = plan.standalone;
-        let cluster_id = tokio::task::spawn_blocking(move || {
-            std::fs::create_dir_all(&data_dir).map_err(|e| {
-                anyhow::anyhow!("cannot create data dir {}: {e}", data_dir.display())
-            })?;
-            load_or_create_identity(&data_dir, node_id, standalone)
-        })
-        .await??;
+        let cluster_id = cluster_id_of(config.log_dir(), node_id, plan.standalone).await?;
         let quorum = Arc::new(start_quorum(&plan, &config, &cluster_id, &host).await?);
         let quorum_address = quorum.advertised_address().to_string();
         let identity = Identity {

@@ -23,6 +23,15 @@ use crate::{MetadataBatch, NodeId, Raft};
 /// How often expired broker sessions are looked for.
 const TICK: Duration = Duration::from_millis(200);
 
+/// What a request writes: its records, or none when it only validates.
+fn written(validate_only: bool, records: Vec<MetadataRecord>) -> Vec<MetadataRecord> {
+    if validate_only {
+        Vec::new()
+    } else {
+        records
+    }
+}
+
 /// A request waiting for the controller, and where its answer goes.
 pub(crate) type Job = (ControllerRequest, oneshot::Sender<ControllerReply>);
 
@@ -203,12 +212,10 @@ impl ActiveController {
                 let effects = controller
                     .create_topics(&image, &topics, &mut Uuid::new_v4)
                     .map_err(refused)?;
-                let records = if validate_only {
-                    vec![]
-                } else {
-                    effects.records
-                };
-                (records, ControllerResponse::CreateTopics(effects.response))
+                (
+                    written(validate_only, effects.records),
+                    ControllerResponse::CreateTopics(effects.response),
+                )
             }
             ControllerRequest::CreatePartitions {
                 topics,
@@ -217,13 +224,8 @@ impl ActiveController {
                 let effects = controller
                     .create_partitions_with(&image, &topics)
                     .map_err(refused)?;
-                let records = if validate_only {
-                    vec![]
-                } else {
-                    effects.records
-                };
                 (
-                    records,
+                    written(validate_only, effects.records),
                     ControllerResponse::CreatePartitions(effects.response),
                 )
             }
@@ -242,13 +244,8 @@ impl ActiveController {
                 let effects = controller
                     .alter_topic_configs(&image, &topic, &changes)
                     .map_err(refused)?;
-                let records = if validate_only {
-                    vec![]
-                } else {
-                    effects.records
-                };
                 (
-                    records,
+                    written(validate_only, effects.records),
                     ControllerResponse::AlterTopicConfigs(effects.response),
                 )
             }

@@ -23,7 +23,7 @@ use super::str_bytes;
 use runnel_quorum::{ControllerRequest, ControllerResponse};
 
 use super::forward;
-use crate::broker::{Broker, CONTROLLER_TIMEOUT};
+use crate::broker::Broker;
 use crate::connection::RequestContext;
 
 pub(crate) const DESCRIBE_VERSIONS: VersionRange = VersionRange { min: 1, max: 4 };
@@ -309,15 +309,12 @@ async fn apply_topic_changes(
         changes: diff,
         validate_only,
     };
-    match broker.submit(request, CONTROLLER_TIMEOUT).await {
-        Ok(ControllerResponse::AlterTopicConfigs(Ok(()))) => Ok(()),
-        Ok(ControllerResponse::AlterTopicConfigs(Err(e))) => Err(forward::topic_error(&e)),
-        Ok(other) => Err((
-            ResponseError::UnknownServerError,
-            format!("unexpected answer from the controller: {other:?}"),
-        )),
-        Err(e) => Err(forward::failure(&e)),
-    }
+    let answer = forward::submit(broker, request, |r| match r {
+        ControllerResponse::AlterTopicConfigs(answer) => Ok(answer),
+        other => Err(other),
+    })
+    .await?;
+    answer.map_err(|e| forward::topic_error(&e))
 }
 
 fn current_list(broker: &Broker, configs: &BTreeMap<String, String>, key: &str) -> Vec<String> {

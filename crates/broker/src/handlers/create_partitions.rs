@@ -9,7 +9,6 @@ use runnel_model::{BrokerId, TopicName};
 use runnel_quorum::{ControllerRequest, ControllerResponse};
 
 use super::{forward, str_bytes};
-use crate::broker::CONTROLLER_TIMEOUT;
 use crate::connection::RequestContext;
 
 pub(crate) const VERSIONS: VersionRange = VersionRange { min: 0, max: 3 };
@@ -55,14 +54,11 @@ pub(crate) async fn handle(
             topics: wanted,
             validate_only: request.validate_only,
         };
-        match broker.submit(request, CONTROLLER_TIMEOUT).await {
-            Ok(ControllerResponse::CreatePartitions(answers)) => Ok(answers),
-            Ok(other) => Err((
-                ResponseError::UnknownServerError,
-                format!("unexpected answer from the controller: {other:?}"),
-            )),
-            Err(e) => Err(forward::failure(&e)),
-        }
+        forward::submit(broker, request, |r| match r {
+            ControllerResponse::CreatePartitions(answers) => Ok(answers),
+            other => Err(other),
+        })
+        .await
     };
     // The controller answers in request order.
     let mut answers = outcome.as_ref().map(|a| a.iter());

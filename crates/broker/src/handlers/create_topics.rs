@@ -18,7 +18,6 @@ use runnel_quorum::{ControllerRequest, ControllerResponse};
 
 use super::configs::topic_config_entries;
 use super::{forward, str_bytes};
-use crate::broker::CONTROLLER_TIMEOUT;
 use crate::connection::RequestContext;
 
 pub(crate) const VERSIONS: VersionRange = VersionRange { min: 2, max: 7 };
@@ -70,14 +69,11 @@ pub(crate) async fn handle(
             topics: wanted,
             validate_only: request.validate_only,
         };
-        match ctx.broker.submit(request, CONTROLLER_TIMEOUT).await {
-            Ok(ControllerResponse::CreateTopics(answers)) => Ok(answers),
-            Ok(other) => Err((
-                ResponseError::UnknownServerError,
-                format!("unexpected answer from the controller: {other:?}"),
-            )),
-            Err(e) => Err(forward::failure(&e)),
-        }
+        forward::submit(&ctx.broker, request, |r| match r {
+            ControllerResponse::CreateTopics(answers) => Ok(answers),
+            other => Err(other),
+        })
+        .await
     };
     let mut answers = outcome.as_ref().map(|a| a.iter());
     let results = slots

@@ -9,7 +9,6 @@ use runnel_quorum::{ControllerRequest, ControllerResponse};
 use uuid::Uuid;
 
 use super::{forward, str_bytes};
-use crate::broker::CONTROLLER_TIMEOUT;
 use crate::connection::RequestContext;
 
 pub(crate) const VERSIONS: VersionRange = VersionRange { min: 1, max: 6 };
@@ -78,20 +77,12 @@ pub(crate) async fn handle(
     let outcome = if to_delete.is_empty() {
         Ok(Vec::new())
     } else {
-        match broker
-            .submit(
-                ControllerRequest::DeleteTopics(to_delete),
-                CONTROLLER_TIMEOUT,
-            )
-            .await
-        {
-            Ok(ControllerResponse::DeleteTopics(answers)) => Ok(answers),
-            Ok(other) => Err((
-                ResponseError::UnknownServerError,
-                format!("unexpected answer from the controller: {other:?}"),
-            )),
-            Err(e) => Err(forward::failure(&e)),
-        }
+        let request = ControllerRequest::DeleteTopics(to_delete);
+        forward::submit(broker, request, |r| match r {
+            ControllerResponse::DeleteTopics(answers) => Ok(answers),
+            other => Err(other),
+        })
+        .await
     };
     // The controller answers in request order.
     let mut answers = outcome.as_ref().map(|a| a.iter());

@@ -3,7 +3,28 @@
 
 use kafka_protocol::ResponseError;
 use runnel_metadata::TopicError;
-use runnel_quorum::ControllerFailure;
+use runnel_quorum::{ControllerFailure, ControllerRequest, ControllerResponse};
+
+use crate::broker::{Broker, CONTROLLER_TIMEOUT};
+
+/// Sends `request` to the active controller and takes the answer `pick`
+/// expects; anything else, or no answer, is an error code and message for
+/// every part of the client's request.
+pub(crate) async fn submit<T>(
+    broker: &Broker,
+    request: ControllerRequest,
+    pick: impl FnOnce(ControllerResponse) -> Result<T, ControllerResponse>,
+) -> Result<T, (ResponseError, String)> {
+    match broker.submit(request, CONTROLLER_TIMEOUT).await {
+        Ok(response) => pick(response).map_err(|other| {
+            (
+                ResponseError::UnknownServerError,
+                format!("unexpected answer from the controller: {other:?}"),
+            )
+        }),
+        Err(e) => Err(failure(&e)),
+    }
+}
 
 /// The error code and message of a request the controller did not do.
 pub(crate) fn failure(error: &ControllerFailure) -> (ResponseError, String) {
