@@ -391,4 +391,21 @@ mod tests {
         let error = LogStore::open(dir.path()).expect_err("a corrupt entry is refused");
         assert!(error.to_string().contains("log at byte"), "{error}");
     }
+
+    proptest::proptest! {
+        /// A log file of any content opens or is refused; it never panics.
+        #[test]
+        fn any_log_file_opens_or_is_refused(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..1024), valid_prefix in 0usize..3) {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let mut file = Vec::new();
+            for i in 0..valid_prefix {
+                put_frame(&mut file, &serde_json::to_vec(&entry(1, i as u64 + 1)).expect("json"));
+            }
+            file.extend_from_slice(&bytes);
+            std::fs::write(dir.path().join("log"), &file).expect("write");
+            if let Ok(store) = LogStore::open(dir.path()) {
+                proptest::prop_assert!(store.inner.lock().entries.len() >= valid_prefix);
+            }
+        }
+    }
 }

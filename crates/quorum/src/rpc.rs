@@ -172,8 +172,13 @@ where
             format!("message of {len} bytes exceeds the limit of {MAX_MESSAGE_BYTES}"),
         ));
     }
-    let mut body = vec![0u8; len];
-    r.read_exact(&mut body).await?;
+    // Grown as the bytes arrive: a length a peer claims but never sends
+    // costs nothing.
+    let mut body = Vec::with_capacity(len.min(64 << 10));
+    r.take(len as u64).read_to_end(&mut body).await?;
+    if body.len() < len {
+        return Err(io::ErrorKind::UnexpectedEof.into());
+    }
     serde_json::from_slice(&body)
         .map(Some)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
@@ -206,10 +211,31 @@ mod tests {
             .expect_err("too large");
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
 
+        let short = [0u8, 0x10, 0, 0, b'{'];
+        let err = read_message::<_, Request>(&mut &short[..])
+            .await
+            .expect_err("a frame cut short");
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+
         let garbage = [0u8, 0, 0, 3, b'x', b'y', b'z'];
         let err = read_message::<_, Request>(&mut &garbage[..])
             .await
             .expect_err("not JSON");
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+    }
+
+    proptest::proptest! {
+        /// Whatever a peer sends, reading it is a message or an error.
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+            let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+            runtime.block_on(async {
+                let mut input = bytes.as_slice();
+                while let Ok(Some(_)) = read_message::<_, Request>(&mut input).await {}
+                let mut framed = (bytes.len() as u32).to_be_bytes().to_vec();
+                framed.extend_from_slice(&bytes);
+                let _ = read_message::<_, Response>(&mut framed.as_slice()).await;
+            });
+        }
     }
 }
