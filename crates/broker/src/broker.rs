@@ -196,7 +196,7 @@ impl Broker {
                     (true, Some(old)) => Some(old),
                     (true, None) => {
                         changed = true;
-                        match self.open_partition(&t.name, index.0, log_config.clone()) {
+                        match self.open_partition(&t.name, t.id, index.0, log_config.clone()) {
                             Ok(p) => Some(p),
                             Err(e) => {
                                 tracing::error!(topic = %t.name, partition = index.0, error = %e, "cannot open a hosted partition");
@@ -313,17 +313,34 @@ impl Broker {
         matches!(caught_up, Ok(Ok(_)))
     }
 
+    /// Opens (creating if needed) the log of a hosted partition of topic
+    /// `topic_id`. A directory left by an earlier topic of the same name —
+    /// deleted and created again while this node was away — is deleted
+    /// first: its `partition.metadata` names another topic id.
     fn open_partition(
         &self,
         topic: &TopicName,
+        topic_id: Uuid,
         index: i32,
         config: LogConfig,
     ) -> Result<Arc<Partition>, String> {
         let tp = TopicPartition::new(topic.clone(), PartitionId(index));
+        let dir = self.data_dir.join(tp.dir_name());
+        let failed = |e: std::io::Error| format!("{tp}: {e}");
+        match partition_owner(&dir).map_err(failed)? {
+            Some(owner) if owner != topic_id => {
+                tracing::warn!(partition = %tp, %owner, %topic_id, "deleting the data of an earlier topic of the same name");
+                self.logs.delete(&tp).map_err(|e| format!("{tp}: {e}"))?;
+            }
+            _ => {}
+        }
         let log = self
             .logs
             .get_or_create(&tp, config)
             .map_err(|e| format!("{tp}: {e}"))?;
+        if partition_owner(&dir).map_err(failed)?.is_none() {
+            write_partition_owner(&dir, topic_id).map_err(failed)?;
+        }
         Ok(Arc::new(Partition::new(tp, log)))
     }
 
@@ -452,6 +469,75 @@ pub(crate) fn load_or_create_identity(
     }
 }
 
+/// The file naming the topic a partition directory belongs to, as Kafka
+/// writes it.
+const PARTITION_METADATA: &str = "partition.metadata";
+
+/// The topic id in `dir`'s `partition.metadata`, if the file exists.
+fn partition_owner(dir: &Path) -> std::io::Result<Option<Uuid>> {
+    let text = match fs::read_to_string(dir.join(PARTITION_METADATA)) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let id = text
+        .lines()
+        .find_map(|line| line.strip_prefix("topic_id:"))
+        .and_then(|id| base64_url_decode(id.trim()))
+        .and_then(|bytes| Uuid::from_slice(&bytes).ok());
+    match id {
+        Some(id) => Ok(Some(id)),
+        None => Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "{} names no topic id",
+                dir.join(PARTITION_METADATA).display()
+            ),
+        )),
+    }
+}
+
+/// Writes `dir`'s `partition.metadata` durably.
+fn write_partition_owner(dir: &Path, topic_id: Uuid) -> std::io::Result<()> {
+    let text = format!(
+        "version: 0\ntopic_id: {}\n",
+        base64_url(topic_id.as_bytes())
+    );
+    let path = dir.join(PARTITION_METADATA);
+    let tmp = dir.join("partition.metadata.tmp");
+    fs::write(&tmp, text)?;
+    fs::File::open(&tmp)?.sync_all()?;
+    fs::rename(&tmp, &path)?;
+    fs::File::open(dir)?.sync_all()
+}
+
+/// The inverse of [`base64_url`]; `None` for anything else.
+fn base64_url_decode(text: &str) -> Option<Vec<u8>> {
+    let value = |c: u8| -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'-' => 62,
+            b'_' => 63,
+            _ => return None,
+        } as u32)
+    };
+    let mut out = Vec::new();
+    for chunk in text.as_bytes().chunks(4) {
+        if chunk.len() < 2 {
+            return None;
+        }
+        let mut n = 0u32;
+        for (i, c) in chunk.iter().enumerate() {
+            n |= value(*c)? << (18 - 6 * i);
+        }
+        let bytes = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
+        out.extend_from_slice(&bytes[..chunk.len() - 1]);
+    }
+    Some(out)
+}
+
 /// URL-safe base64 without padding, the form Kafka uses for cluster ids.
 fn base64_url(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -474,6 +560,22 @@ fn base64_url(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn partition_metadata_names_its_topic() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(partition_owner(dir.path()).unwrap(), None);
+        let id = Uuid::new_v4();
+        write_partition_owner(dir.path(), id).unwrap();
+        assert_eq!(partition_owner(dir.path()).unwrap(), Some(id));
+        let text = fs::read_to_string(dir.path().join(PARTITION_METADATA)).unwrap();
+        assert!(text.starts_with("version: 0\ntopic_id: "), "{text}");
+        fs::write(dir.path().join(PARTITION_METADATA), "topic_id: ???\n").unwrap();
+        assert!(partition_owner(dir.path()).is_err());
+        for bytes in [&b""[..], b"a", b"ab", b"abc", &[0xff; 16]] {
+            assert_eq!(base64_url_decode(&base64_url(bytes)).unwrap(), bytes);
+        }
+    }
 
     #[test]
     fn cluster_ids_look_like_kafkas() {

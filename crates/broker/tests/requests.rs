@@ -281,6 +281,44 @@ async fn topics_and_data_survive_a_restart() {
         )
         .await;
     assert_eq!(offsets.topics[0].partitions[0].offset, 1);
+    assert!(
+        broker
+            .dir
+            .path()
+            .join("durable-2/partition.metadata")
+            .exists(),
+        "each partition directory names its topic id"
+    );
+
+    // The directory of an earlier topic of the same name (its
+    // partition.metadata names another id) is not adopted: it is deleted.
+    drop(client);
+    let dir = broker.stop().await;
+    std::fs::write(
+        dir.path().join("durable-2/partition.metadata"),
+        "version: 0\ntopic_id: AAAAAAAAAAAAAAAAAAAAAQ\n",
+    )
+    .unwrap();
+    let broker = TestBroker::start_in(dir, &[]).await;
+    let mut client = broker.client().await;
+    let offsets: ListOffsetsResponse = client
+        .call(
+            ApiKey::ListOffsets,
+            7,
+            &ListOffsetsRequest::default().with_topics(vec![
+                list_offsets_request::ListOffsetsTopic::default()
+                    .with_name(topic_name("durable"))
+                    .with_partitions(vec![list_offsets_request::ListOffsetsPartition::default()
+                        .with_partition_index(2)
+                        .with_timestamp(-1)]),
+            ]),
+        )
+        .await;
+    assert_eq!(offsets.topics[0].partitions[0].error_code, 0);
+    assert_eq!(
+        offsets.topics[0].partitions[0].offset, 0,
+        "the stale data is gone"
+    );
     broker.stop().await;
 }
 
