@@ -18,6 +18,7 @@ mod cleaner;
 mod config;
 mod error;
 pub mod fault_injection;
+mod leader_epoch;
 mod log;
 mod log_manager;
 mod offset_index;

@@ -22,6 +22,7 @@ use runnel_protocol::batch::{
 
 use crate::checkpoint::{self, LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE};
 use crate::cleaner::CleanerState;
+use crate::leader_epoch::LeaderEpochCache;
 use crate::producer_state::{ProducerEntry, ProducerStateManager, SequenceCheck};
 use crate::segment::{Segment, SegmentMark};
 use crate::storage_io::{StdIo, StorageIo};
@@ -147,6 +148,11 @@ pub struct Log {
     pub(crate) producers: ProducerStateManager,
     pub(crate) offline: Option<String>,
     pub(crate) cleaner: CleanerState,
+    /// Where each leader epoch starts; persisted on every change.
+    pub(crate) epochs: LeaderEpochCache,
+    /// A write of the epoch checkpoint failed after a change that could
+    /// not be undone; the next chance rewrites it.
+    pub(crate) epochs_unsaved: bool,
 }
 
 impl Log {
@@ -560,6 +566,7 @@ impl Log {
                 .take_while(|s| s.base_offset() <= offset.0)
                 .count();
             self.delete_oldest(below)?;
+            self.truncate_epochs_from_start();
         }
         Ok(self.log_start_offset())
     }
@@ -585,7 +592,16 @@ impl Log {
         if self.recovery_point < self.log_start_offset {
             self.recovery_point = self.log_start_offset;
         }
+        self.truncate_epochs_from_start();
         Ok(())
+    }
+
+    /// Forgets the leader epochs wholly below the log start (Kafka's
+    /// `truncateFromStart`) and persists the cache if it changed.
+    fn truncate_epochs_from_start(&mut self) {
+        if self.epochs.truncate_from_start(self.log_start_offset()) {
+            self.write_epochs_best_effort();
+        }
     }
 
     /// Applies `retention.ms` (a segment whose newest record is older than
@@ -738,8 +754,8 @@ impl Log {
     }
 
     /// Flushes, records the final time-index entry and writes the producer
-    /// state snapshot at the log end offset, so the next open can trust the
-    /// files.
+    /// state snapshot at the log end offset and the leader-epoch
+    /// checkpoint, so the next open can trust the files.
     pub fn close(mut self) -> Result<(), LogError> {
         self.close_in_place()
     }
@@ -770,6 +786,7 @@ impl Log {
             true,
         )
         .map_err(LogError::from_write)?;
+        self.save_epochs().map_err(LogError::from_write)?;
         if let Err(err) = self.io.sync_dir(&self.dir) {
             return Err(self.poison("directory fsync", err));
         }
