@@ -13,6 +13,7 @@
 //! [`LogError::DiskFull`]); a failed fsync takes the log offline for good.
 #![deny(clippy::unwrap_used)]
 
+mod append;
 mod checkpoint;
 mod cleaner;
 mod config;
