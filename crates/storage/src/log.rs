@@ -270,16 +270,49 @@ impl Log {
     /// segment holding `offset`. With `min_one_batch` the first batch is
     /// returned even if larger than `max_bytes` (KIP-74); without, such a
     /// read is empty. `offset == log_end_offset` gives an empty slice.
+    /// This is [`Log::read_below`] bounded by the log end offset.
     pub fn read(
         &self,
         offset: Offset,
         max_bytes: u32,
         min_one_batch: bool,
     ) -> Result<ReadSlice, LogError> {
+        self.read_below(offset, max_bytes, min_one_batch, self.log_end_offset())
+    }
+
+    /// [`Log::read`] returning only whole batches whose last offset is
+    /// below `upper` (the high watermark, for a consumer's fetch). A batch
+    /// straddling `upper` is left out, so `upper` should be a batch
+    /// boundary, as a high watermark is. `offset >= upper` gives an empty
+    /// slice; an `offset` outside `[log_start_offset, log_end_offset]` is
+    /// still [`LogError::OffsetOutOfRange`]. `upper` above the log end
+    /// offset means the log end offset.
+    ///
+    /// ```text
+    /// batches [0..4] [5..9] [10..14], log_end_offset 15
+    /// read_below(0, big, true, 10) -> [0..4] [5..9]
+    /// read_below(5, big, true, 7)  -> empty ([5..9] straddles 7)
+    /// read_below(12, big, true, 10) -> empty
+    /// ```
+    ///
+    /// The bound costs one index lookup and a short header walk in the
+    /// segment read from, and none when `upper` is past that segment.
+    pub fn read_below(
+        &self,
+        offset: Offset,
+        max_bytes: u32,
+        min_one_batch: bool,
+        upper: Offset,
+    ) -> Result<ReadSlice, LogError> {
         self.check_online()?;
         let log_end_offset = self.log_end_offset();
         if offset.0 < self.log_start_offset || offset > log_end_offset {
             return Err(self.out_of_range(offset));
+        }
+        let upper = upper.min(log_end_offset);
+        let empty = Self::slice(self.active(), self.active().size(), 0);
+        if offset >= upper {
+            return Ok(empty);
         }
         let first = self
             .segments
@@ -289,15 +322,25 @@ impl Log {
             let Some((position, header)) = segment.find_batch(offset.0)? else {
                 continue;
             };
-            let max_bytes = u64::from(max_bytes);
+            if header.last_offset() >= upper.0 {
+                return Ok(empty);
+            }
             let first_len = header.total_len() as u64;
+            let max_bytes = u64::from(max_bytes);
             if first_len > max_bytes && !min_one_batch {
                 return Ok(Self::slice(segment, position, 0));
             }
+            // Batches from the first one whose last offset reaches `upper`
+            // on are not returned.
+            let bound = match segment.find_batch(upper.0)? {
+                Some((at, _)) => at,
+                None => segment.size(),
+            };
+            let max_bytes = max_bytes.min(bound.saturating_sub(position));
             let end = segment.batches_end(position, first_len, max_bytes)?;
             return Ok(Self::slice(segment, position, end - position));
         }
-        Ok(Self::slice(self.active(), self.active().size(), 0))
+        Ok(empty)
     }
 
     fn slice(segment: &Segment, position: u64, len: u64) -> ReadSlice {
