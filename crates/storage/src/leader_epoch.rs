@@ -135,6 +135,11 @@ impl LeaderEpochCache {
         true
     }
 
+    /// Forgets every entry.
+    pub(crate) fn clear(&mut self) {
+        self.entries.clear();
+    }
+
     /// The checkpoint file's text.
     pub(crate) fn encode(&self) -> String {
         let mut text = format!("{CHECKPOINT_VERSION}\n{}\n", self.entries.len());

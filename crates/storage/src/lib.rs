@@ -29,6 +29,7 @@ mod segment;
 mod segment_swap;
 mod storage_io;
 mod time_index;
+mod truncation;
 
 pub use cleaner::{CleanableStatus, CompactionReport, DEFAULT_DEDUPE_BUFFER_BYTES};
 pub use config::{CleanupPolicy, DirtyRatio, LogConfig, TimestampType};
