@@ -21,6 +21,17 @@ use crate::{LogError, TimestampType};
 /// Where the bytes a batch's CRC covers start (the attributes).
 const CRC_COVERED_FROM: usize = 21;
 
+/// The times a write decides a `segment.ms` roll by.
+#[derive(Debug, Clone, Copy)]
+struct RollClock {
+    /// The wall clock (a new segment's creation time).
+    now: Timestamp,
+    /// Compared with the active segment's first batch timestamp: the
+    /// broker's time for a leader's append, the newest record's for a
+    /// follower's.
+    records_ms: i64,
+}
+
 impl Log {
     /// Appends one or more client batches. All or nothing: on any error
     /// the log (files, offsets, producer state) is as it was before.
@@ -130,7 +141,15 @@ impl Log {
                 .iter()
                 .map(|&(at, header)| (at - from, header))
                 .collect();
-            self.write_batches(&records[from..to], &run, now, true)?;
+            // Kafka's follower rolls by `segment.ms` on the records' own
+            // timestamps, not the wall clock, so that catching up on old
+            // records does not roll a segment per fetch.
+            let newest = run.iter().map(|(_, h)| h.max_timestamp).max();
+            let clock = RollClock {
+                now,
+                records_ms: newest.unwrap_or(now.0),
+            };
+            self.write_batches(&records[from..to], &run, clock, true)?;
             for (_, header) in &run {
                 self.producers.update(header);
             }
@@ -237,7 +256,11 @@ impl Log {
             }
         }
 
-        self.write_batches(records, &batches, now, leader_epoch.is_some())?;
+        let clock = RollClock {
+            now,
+            records_ms: now.0,
+        };
+        self.write_batches(records, &batches, clock, leader_epoch.is_some())?;
         self.producers.commit(changed);
         Ok(AppendOutcome::Appended(AppendInfo {
             base_offset: Offset(log_end_offset),
@@ -279,7 +302,7 @@ impl Log {
 
     /// Writes `records`, whole batches with offsets assigned whose headers
     /// (and positions in `records`) are `batches`, at the log end: rolls
-    /// first if due; with `record_epochs`, records in the leader-epoch cache
+    /// first if due by `clock`; with `record_epochs`, records in the leader-epoch cache
     /// (and its checkpoint) every epoch the batches start; writes and
     /// indexes them. A failed write is rolled back, the epoch cache with
     /// it.
@@ -287,7 +310,7 @@ impl Log {
         &mut self,
         records: &[u8],
         batches: &[(usize, BatchHeader)],
-        now: Timestamp,
+        clock: RollClock,
         record_epochs: bool,
     ) -> Result<(), LogError> {
         let Some((_, last)) = batches.last() else {
@@ -297,9 +320,9 @@ impl Log {
             &self.config,
             records.len() as u64,
             last.last_offset(),
-            now.0,
+            clock.records_ms,
         ) {
-            self.roll(now)?;
+            self.roll(clock.now)?;
         }
         let epochs_before = if record_epochs {
             self.record_epoch_starts(batches)?

@@ -324,6 +324,23 @@ fn non_contiguous_follower_append_is_refused_and_writes_nothing() {
 }
 
 #[test]
+fn follower_catching_up_on_old_records_rolls_by_their_timestamps() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut follower = open(dir.path(), LogConfig::default(), false);
+    // Records from 1970: by the wall clock every segment is past segment.ms.
+    for i in 0..10 {
+        let bytes = at(i * 2, &batch(2, 1000 + i, 10));
+        follower.append_as_follower(&bytes).unwrap().unwrap();
+    }
+    assert_eq!(follower.segment_count(), 1);
+    // A record segment.ms newer than the segment's first one does roll it.
+    let week_later = 1000 + 8 * 24 * 3600 * 1000;
+    let bytes = at(20, &batch(1, week_later, 10));
+    follower.append_as_follower(&bytes).unwrap().unwrap();
+    assert_eq!(follower.segment_count(), 2);
+}
+
+#[test]
 fn partial_trailing_batch_is_ignored_and_corrupt_batches_refused() {
     let dir = tempfile::tempdir().unwrap();
     let mut follower = open(dir.path(), LogConfig::default(), false);
