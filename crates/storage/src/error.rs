@@ -63,6 +63,20 @@ pub enum LogError {
     /// write; the reason says which. Every later operation fails with it.
     #[error("log is offline: {0}")]
     Offline(String),
+    /// A follower's append does not continue the log: a batch starts below
+    /// `expected` (the log end offset for the first batch, the end of the
+    /// previous batch for the others). The replicas diverged, or the
+    /// fetch was not made at the log end; nothing was written. The broker
+    /// resolves it (truncating, or restarting an empty log at the batch's
+    /// base offset when the leader's log start falls inside that batch) and
+    /// never sends it to a client.
+    #[error("append does not continue the log: expected a batch at or after offset {expected}, found one at {found}")]
+    NonContiguousAppend {
+        /// The lowest base offset the batch could have had.
+        expected: Offset,
+        /// The batch's base offset.
+        found: Offset,
+    },
     /// Another process holds the data directory's lock.
     #[error("data directory {0} is locked by another process")]
     DirectoryLocked(PathBuf),
@@ -84,9 +98,13 @@ impl LogError {
     /// UNSUPPORTED_FOR_MESSAGE_FORMAT (43) from the batch,
     /// MESSAGE_TOO_LARGE (10) for an oversized append,
     /// OUT_OF_ORDER_SEQUENCE_NUMBER (45), INVALID_PRODUCER_EPOCH (47),
-    /// KAFKA_STORAGE_ERROR (56) for I/O, a full disk and offline logs.
+    /// KAFKA_STORAGE_ERROR (56) for I/O, a full disk and offline logs,
+    /// UNKNOWN_SERVER_ERROR (-1) for a follower's non-contiguous append (an
+    /// internal condition of replication, as Kafka's
+    /// `UnexpectedAppendOffsetException`).
     pub fn error_code(&self) -> i16 {
         match self {
+            LogError::NonContiguousAppend { .. } => -1,
             LogError::OffsetOutOfRange { .. } => 1,
             LogError::CorruptRecord(e) => e.error_code(),
             LogError::RecordTooLarge { .. } => 10,

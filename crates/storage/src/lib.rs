@@ -13,11 +13,13 @@
 //! [`LogError::DiskFull`]); a failed fsync takes the log offline for good.
 #![deny(clippy::unwrap_used)]
 
+mod append;
 mod checkpoint;
 mod cleaner;
 mod config;
 mod error;
 pub mod fault_injection;
+mod leader_epoch;
 mod log;
 mod log_manager;
 mod offset_index;
@@ -27,6 +29,7 @@ mod segment;
 mod segment_swap;
 mod storage_io;
 mod time_index;
+mod truncation;
 
 pub use cleaner::{CleanableStatus, CompactionReport, DEFAULT_DEDUPE_BUFFER_BYTES};
 pub use config::{CleanupPolicy, DirtyRatio, LogConfig, TimestampType};

@@ -7,7 +7,6 @@
 //! delete_records_before(120) -> first segment removed, log_start_offset = 120
 //! ```
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -15,17 +14,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use runnel_model::{Offset, Timestamp};
-use runnel_protocol::batch::{
-    set_base_offset, set_log_append_time, split_batches, stored_record_infos, validate_batch,
-    BatchError, BatchHeader,
-};
+use runnel_protocol::batch::stored_record_infos;
 
 use crate::checkpoint::{self, LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE};
 use crate::cleaner::CleanerState;
-use crate::producer_state::{ProducerEntry, ProducerStateManager, SequenceCheck};
+use crate::leader_epoch::LeaderEpochCache;
+use crate::producer_state::ProducerStateManager;
 use crate::segment::{Segment, SegmentMark};
 use crate::storage_io::{StdIo, StorageIo};
-use crate::{LogConfig, LogError, TimestampType};
+use crate::{LogConfig, LogError};
 
 pub use crate::recovery::RecoveryReport;
 
@@ -147,6 +144,11 @@ pub struct Log {
     pub(crate) producers: ProducerStateManager,
     pub(crate) offline: Option<String>,
     pub(crate) cleaner: CleanerState,
+    /// Where each leader epoch starts; persisted on every change.
+    pub(crate) epochs: LeaderEpochCache,
+    /// A write of the epoch checkpoint failed after a change that could
+    /// not be undone; the next chance rewrites it.
+    pub(crate) epochs_unsaved: bool,
 }
 
 impl Log {
@@ -235,7 +237,12 @@ impl Log {
     /// This departs from Kafka, which takes the log directory offline on any
     /// write error: a rolled-back write leaves a known state, and the kernel
     /// reports a failing device at fsync, which does poison the log.
-    fn undo_failed_write(&mut self, mark: &SegmentMark, what: &str, err: io::Error) -> LogError {
+    pub(crate) fn undo_failed_write(
+        &mut self,
+        mark: &SegmentMark,
+        what: &str,
+        err: io::Error,
+    ) -> LogError {
         if let Err(undo) = self.active_mut().roll_back(mark) {
             return self.poison(
                 what,
@@ -254,173 +261,58 @@ impl Log {
         &self.segments[self.segments.len() - 1]
     }
 
-    fn active_mut(&mut self) -> &mut Segment {
+    pub(crate) fn active_mut(&mut self) -> &mut Segment {
         let last = self.segments.len() - 1;
         &mut self.segments[last]
-    }
-
-    /// Appends one or more client batches. All or nothing: on any error
-    /// the log (files, offsets, producer state) is as it was before.
-    ///
-    /// Each batch is re-validated (magic, length, CRC, `max.message.bytes`),
-    /// idempotent sequences are checked, offsets are assigned in place from
-    /// the log end offset (and `LogAppendTime` stamped when configured), the
-    /// bytes are written to the active segment (rolled first by
-    /// `segment.bytes`, `segment.ms` or a full index) and indexed.
-    ///
-    /// A failed write is rolled back: [`LogError::DiskFull`] on ENOSPC and
-    /// [`LogError::Io`] otherwise, the log staying online; a roll that
-    /// cannot create the new segment fails the same way, leaving the old
-    /// active segment in place, and is retried by the next append.
-    ///
-    /// ```text
-    /// before: log_end_offset = 10
-    /// append(batch of 3, batch of 2) -> Appended { base_offset: 10, last_offset: 14 }
-    /// after:  log_end_offset = 15
-    /// ```
-    pub fn append(
-        &mut self,
-        records: &mut [u8],
-        now: Timestamp,
-    ) -> Result<AppendOutcome, LogError> {
-        self.check_online()?;
-        let max_message_bytes = self.config.max_message_bytes as usize;
-        let mut batches: Vec<(usize, BatchHeader)> = Vec::new();
-        for item in split_batches(records) {
-            let (at, header) = item?;
-            let len = header.total_len();
-            if len > max_message_bytes {
-                return Err(LogError::RecordTooLarge {
-                    size: len as u64,
-                    max: max_message_bytes as u64,
-                });
-            }
-            validate_batch(&records[at..at + len], max_message_bytes)?;
-            batches.push((at, header));
-        }
-        if batches.is_empty() {
-            return Err(BatchError::CorruptRecord("no record batch in the append".into()).into());
-        }
-        if records.len() as u64 > self.config.segment_bytes_max() {
-            return Err(LogError::RecordTooLarge {
-                size: records.len() as u64,
-                max: self.config.segment_bytes_max(),
-            });
-        }
-
-        let log_end_offset = self.log_end_offset().0;
-        let mut next = log_end_offset;
-        let mut changed: HashMap<i64, ProducerEntry> = HashMap::new();
-        let append_time = self.config.timestamp_type == TimestampType::LogAppendTime;
-        for (_, header) in batches.iter_mut() {
-            if header.has_producer_id() && !header.is_control() {
-                let pid = header.producer_id;
-                let entry = changed.get(&pid).or_else(|| self.producers.entry(pid));
-                if let SequenceCheck::Duplicate(original) = ProducerEntry::check(entry, header)? {
-                    return Ok(AppendOutcome::Duplicate(AppendInfo {
-                        base_offset: Offset(original.first_offset),
-                        last_offset: Offset(original.last_offset),
-                        log_append_time: Timestamp::NONE,
-                        log_start_offset: self.log_start_offset(),
-                    }));
-                }
-            }
-            header.base_offset = next;
-            if append_time {
-                header.max_timestamp = now.0;
-                header.attributes |= 0x08;
-            }
-            if header.has_producer_id() && !header.is_control() {
-                let pid = header.producer_id;
-                let base = self.producers.entry(pid).cloned();
-                changed
-                    .entry(pid)
-                    .or_insert_with(|| {
-                        base.unwrap_or_else(|| ProducerEntry {
-                            epoch: header.producer_epoch,
-                            ..ProducerEntry::default()
-                        })
-                    })
-                    .update(header);
-            }
-            next = header.last_offset() + 1;
-        }
-        for (at, header) in &batches {
-            let batch = &mut records[*at..*at + header.total_len()];
-            set_base_offset(batch, Offset(header.base_offset))?;
-            if append_time {
-                set_log_append_time(batch, now)?;
-            }
-        }
-
-        let last_offset = next - 1;
-        if self
-            .active()
-            .should_roll(&self.config, records.len() as u64, last_offset, now.0)
-        {
-            self.roll(now)?;
-        }
-        let config = self.config.clone();
-        let mark = self.active().mark();
-        if let Err(err) = self.active_mut().append(records, &batches, &config) {
-            return Err(self.undo_failed_write(&mark, "segment write", err));
-        }
-        self.producers.commit(changed);
-        Ok(AppendOutcome::Appended(AppendInfo {
-            base_offset: Offset(log_end_offset),
-            last_offset: Offset(last_offset),
-            log_append_time: if append_time { now } else { Timestamp::NONE },
-            log_start_offset: self.log_start_offset(),
-        }))
-    }
-
-    /// Closes the active segment and starts a new one at the log end offset,
-    /// snapshotting producer state there. Does nothing if the active segment
-    /// is empty.
-    ///
-    /// If the new segment's files cannot be created (a full disk), those
-    /// created are removed and the old segment stays active; the final
-    /// time-index entry the old segment got is valid either way.
-    pub(crate) fn roll(&mut self, now: Timestamp) -> Result<(), LogError> {
-        if self.active().size() == 0 {
-            return Ok(());
-        }
-        let mark = self.active().mark();
-        if let Err(err) = self.active_mut().seal() {
-            return Err(self.undo_failed_write(&mark, "time index write at roll", err));
-        }
-        let base = self.log_end_offset().0;
-        let segment = match Segment::create(&self.dir, base, now.0, Arc::clone(&self.io)) {
-            Ok(segment) => segment,
-            Err(err) => {
-                tracing::warn!(partition = %self.partition_name(), base, %err, "could not roll to a new segment");
-                return Err(LogError::from_write(err));
-            }
-        };
-        self.segments.push(segment);
-        if let Err(err) = self
-            .producers
-            .write_snapshot(&*self.io, &self.dir, base, false)
-        {
-            tracing::warn!(partition = %self.partition_name(), %err, "producer state snapshot failed");
-        }
-        Ok(())
     }
 
     /// Reads whole batches from `offset` up to `max_bytes`, from the one
     /// segment holding `offset`. With `min_one_batch` the first batch is
     /// returned even if larger than `max_bytes` (KIP-74); without, such a
     /// read is empty. `offset == log_end_offset` gives an empty slice.
+    /// This is [`Log::read_below`] bounded by the log end offset.
     pub fn read(
         &self,
         offset: Offset,
         max_bytes: u32,
         min_one_batch: bool,
     ) -> Result<ReadSlice, LogError> {
+        self.read_below(offset, max_bytes, min_one_batch, self.log_end_offset())
+    }
+
+    /// [`Log::read`] returning only whole batches whose last offset is
+    /// below `upper` (the high watermark, for a consumer's fetch). A batch
+    /// straddling `upper` is left out, so `upper` should be a batch
+    /// boundary, as a high watermark is. `offset >= upper` gives an empty
+    /// slice; an `offset` outside `[log_start_offset, log_end_offset]` is
+    /// still [`LogError::OffsetOutOfRange`]. `upper` above the log end
+    /// offset means the log end offset.
+    ///
+    /// ```text
+    /// batches [0..4] [5..9] [10..14], log_end_offset 15
+    /// read_below(0, big, true, 10) -> [0..4] [5..9]
+    /// read_below(5, big, true, 7)  -> empty ([5..9] straddles 7)
+    /// read_below(12, big, true, 10) -> empty
+    /// ```
+    ///
+    /// The bound costs one index lookup and a short header walk in the
+    /// segment read from, and none when `upper` is past that segment.
+    pub fn read_below(
+        &self,
+        offset: Offset,
+        max_bytes: u32,
+        min_one_batch: bool,
+        upper: Offset,
+    ) -> Result<ReadSlice, LogError> {
         self.check_online()?;
         let log_end_offset = self.log_end_offset();
         if offset.0 < self.log_start_offset || offset > log_end_offset {
             return Err(self.out_of_range(offset));
+        }
+        let upper = upper.min(log_end_offset);
+        let empty = Self::slice(self.active(), self.active().size(), 0);
+        if offset >= upper {
+            return Ok(empty);
         }
         let first = self
             .segments
@@ -430,15 +322,25 @@ impl Log {
             let Some((position, header)) = segment.find_batch(offset.0)? else {
                 continue;
             };
-            let max_bytes = u64::from(max_bytes);
+            if header.last_offset() >= upper.0 {
+                return Ok(empty);
+            }
             let first_len = header.total_len() as u64;
+            let max_bytes = u64::from(max_bytes);
             if first_len > max_bytes && !min_one_batch {
                 return Ok(Self::slice(segment, position, 0));
             }
+            // Batches from the first one whose last offset reaches `upper`
+            // on are not returned.
+            let bound = match segment.find_batch(upper.0)? {
+                Some((at, _)) => at,
+                None => segment.size(),
+            };
+            let max_bytes = max_bytes.min(bound.saturating_sub(position));
             let end = segment.batches_end(position, first_len, max_bytes)?;
             return Ok(Self::slice(segment, position, end - position));
         }
-        Ok(Self::slice(self.active(), self.active().size(), 0))
+        Ok(empty)
     }
 
     fn slice(segment: &Segment, position: u64, len: u64) -> ReadSlice {
@@ -449,7 +351,7 @@ impl Log {
         }
     }
 
-    fn out_of_range(&self, offset: Offset) -> LogError {
+    pub(crate) fn out_of_range(&self, offset: Offset) -> LogError {
         LogError::OffsetOutOfRange {
             offset,
             log_start_offset: self.log_start_offset(),
@@ -560,6 +462,7 @@ impl Log {
                 .take_while(|s| s.base_offset() <= offset.0)
                 .count();
             self.delete_oldest(below)?;
+            self.truncate_epochs_from_start();
         }
         Ok(self.log_start_offset())
     }
@@ -585,7 +488,16 @@ impl Log {
         if self.recovery_point < self.log_start_offset {
             self.recovery_point = self.log_start_offset;
         }
+        self.truncate_epochs_from_start();
         Ok(())
+    }
+
+    /// Forgets the leader epochs wholly below the log start (Kafka's
+    /// `truncateFromStart`) and persists the cache if it changed.
+    fn truncate_epochs_from_start(&mut self) {
+        if self.epochs.truncate_from_start(self.log_start_offset()) {
+            self.write_epochs_best_effort();
+        }
     }
 
     /// Applies `retention.ms` (a segment whose newest record is older than
@@ -738,8 +650,8 @@ impl Log {
     }
 
     /// Flushes, records the final time-index entry and writes the producer
-    /// state snapshot at the log end offset, so the next open can trust the
-    /// files.
+    /// state snapshot at the log end offset and the leader-epoch
+    /// checkpoint, so the next open can trust the files.
     pub fn close(mut self) -> Result<(), LogError> {
         self.close_in_place()
     }
@@ -770,6 +682,7 @@ impl Log {
             true,
         )
         .map_err(LogError::from_write)?;
+        self.save_epochs().map_err(LogError::from_write)?;
         if let Err(err) = self.io.sync_dir(&self.dir) {
             return Err(self.poison("directory fsync", err));
         }

@@ -89,6 +89,13 @@ impl OffsetIndex {
             .set_len(&self.file, (self.entries.len() * OFFSET_ENTRY_LEN) as u64)
     }
 
+    /// Number of entries pointing below `position` (those that survive
+    /// cutting the log there).
+    pub(crate) fn entries_below_position(&self, position: u64) -> usize {
+        self.entries
+            .partition_point(|&(_, p)| u64::from(p) < position)
+    }
+
     /// Number of entries.
     pub(crate) fn entry_count(&self) -> usize {
         self.entries.len()

@@ -9,11 +9,12 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
 
-use runnel_model::Timestamp;
+use runnel_model::{Offset, Timestamp};
 use runnel_protocol::batch::{validate_batch, BatchHeader, BATCH_HEADER_LEN};
 
 use crate::checkpoint::{self, LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE};
 use crate::cleaner::CleanerState;
+use crate::leader_epoch::{LeaderEpochCache, LEADER_EPOCH_CHECKPOINT_FILE};
 use crate::log::Log;
 use crate::producer_state::{list_snapshots, ProducerStateManager};
 use crate::segment::{offset_file, OpenMode, Segment, INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX};
@@ -57,6 +58,9 @@ pub struct RecoveryReport {
     /// renamed into place, its indexes rebuilt). Swaps interrupted before
     /// it are rolled back and counted in `stray_files_deleted`.
     pub swaps_completed: usize,
+    /// The leader-epoch checkpoint was missing or garbled and was rebuilt
+    /// from the batch headers.
+    pub epoch_cache_rebuilt: bool,
 }
 
 impl RecoveryReport {
@@ -269,8 +273,11 @@ pub(crate) fn open(
         producers: ProducerStateManager::default(),
         offline: None,
         cleaner: CleanerState::default(),
+        epochs: LeaderEpochCache::default(),
+        epochs_unsaved: false,
     };
     log.cleaner = CleanerState::load(dir, log.log_start_offset, log_end_offset);
+    restore_epochs(&mut log, &mut report)?;
     restore_producer_state(&mut log, &mut report)?;
     if report.repaired_anything() {
         tracing::warn!(%partition, %report, "log recovered");
@@ -351,9 +358,36 @@ fn open_segments(
     Ok(segments)
 }
 
+/// Loads the leader-epoch checkpoint, drops the entries at or past the
+/// recovered log end and clamps the first to the log start. A missing or
+/// garbled checkpoint is rebuilt from the batch headers. The checkpoint is
+/// rewritten if anything changed — and after a rebuild of a non-empty log,
+/// so that a log written before epochs were recorded is scanned only once.
+fn restore_epochs(log: &mut Log, report: &mut RecoveryReport) -> Result<(), LogError> {
+    let (mut epochs, mut changed) = match LeaderEpochCache::load(&log.dir) {
+        Some(epochs) => (epochs, false),
+        None => {
+            report.epoch_cache_rebuilt = true;
+            let garbled = log.dir.join(LEADER_EPOCH_CHECKPOINT_FILE).exists();
+            let rebuilt = LeaderEpochCache::rebuild(&log.segments)?;
+            (rebuilt, garbled || log.size_bytes() > 0)
+        }
+    };
+    changed |= epochs.truncate_from_end(log.log_end_offset());
+    changed |= epochs.truncate_from_start(Offset(log.log_start_offset));
+    log.epochs = epochs;
+    if changed {
+        log.write_epochs_best_effort();
+    }
+    Ok(())
+}
+
 /// Loads the newest valid snapshot at or below the log end offset (deleting
 /// newer ones, left by a truncated log) and replays the batches after it.
-fn restore_producer_state(log: &mut Log, report: &mut RecoveryReport) -> Result<(), LogError> {
+pub(crate) fn restore_producer_state(
+    log: &mut Log,
+    report: &mut RecoveryReport,
+) -> Result<(), LogError> {
     let log_end_offset = log.log_end_offset().0;
     let mut from = log.log_start_offset;
     let mut state = None;

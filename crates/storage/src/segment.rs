@@ -384,6 +384,72 @@ impl Segment {
         self.io.set_len(&self.log, mark.size)
     }
 
+    /// Cuts the segment at `position`, the start of a batch (or the end of
+    /// the last one kept): the `.log` file, the offset-index entries at or
+    /// past it and the time-index entries for the offsets cut, then
+    /// restores the in-memory state from the index entries left and a walk
+    /// of the headers after them (the max timestamp is the last time-index
+    /// entry's, raised by the batches after it). The files are not
+    /// fsynced. An error may leave the files part cut: the caller must take
+    /// the log offline.
+    ///
+    /// ```text
+    /// batches at 0 [100..104], 80 [105..109], 160 [110..112]
+    /// truncate_to_position(80) -> size 80, next_offset 105
+    /// ```
+    pub(crate) fn truncate_to_position(&mut self, position: u64) -> io::Result<()> {
+        debug_assert!(position <= self.size);
+        self.index
+            .truncate_entries(self.index.entries_below_position(position))?;
+        self.io.set_len(&self.log, position)?;
+        self.size = position;
+        let walk_from = self.index.last().map_or(0, |(_, p)| u64::from(p));
+        let mut next_offset = self.base_offset;
+        let mut at = walk_from;
+        while at < position {
+            let header = self.read_header(at)?;
+            let end = at + header.total_len() as u64;
+            if end < at + BATCH_HEADER_LEN as u64 || end > position {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("batch at position {at} does not end inside the cut segment of {position} bytes"),
+                ));
+            }
+            next_offset = header.last_offset().saturating_add(1);
+            at = end;
+        }
+        self.next_offset = next_offset;
+        let cut_relative = u64::try_from(next_offset.saturating_sub(self.base_offset)).unwrap_or(0);
+        self.time_index
+            .truncate_entries(self.time_index.entries_below_relative(cut_relative))?;
+        self.bytes_since_last_index = position - walk_from;
+        if position == 0 {
+            self.rolling_timestamp = None;
+        }
+        self.restore_max_timestamp()
+    }
+
+    /// Sets the max timestamp and its offset from the last time-index entry
+    /// and the headers after the batch it names.
+    fn restore_max_timestamp(&mut self) -> io::Result<()> {
+        let mut position = 0;
+        self.max_timestamp = -1;
+        self.offset_of_max_timestamp = self.base_offset;
+        if let Some((timestamp, relative)) = self.time_index.last() {
+            self.max_timestamp = timestamp;
+            self.offset_of_max_timestamp = self.base_offset + i64::from(relative);
+            position = u64::from(self.index.lookup(relative));
+        }
+        while let Some((at, header)) = self.scan_from(position, |_| true)? {
+            if header.max_timestamp > self.max_timestamp {
+                self.max_timestamp = header.max_timestamp;
+                self.offset_of_max_timestamp = header.last_offset();
+            }
+            position = at + header.total_len() as u64;
+        }
+        Ok(())
+    }
+
     /// Reads the 61-byte header at `position`.
     pub(crate) fn read_header(&self, position: u64) -> io::Result<BatchHeader> {
         let mut buf = [0u8; BATCH_HEADER_LEN];

@@ -88,6 +88,13 @@ impl TimeIndex {
             .set_len(&self.file, (self.entries.len() * TIME_ENTRY_LEN) as u64)
     }
 
+    /// Number of entries for relative offsets below `relative` (those that
+    /// survive cutting the segment's records there).
+    pub(crate) fn entries_below_relative(&self, relative: u64) -> usize {
+        self.entries
+            .partition_point(|&(_, r)| u64::from(r) < relative)
+    }
+
     /// Number of entries.
     pub(crate) fn entry_count(&self) -> usize {
         self.entries.len()

@@ -145,6 +145,11 @@ pub(crate) struct CleanerState {
     in_progress: bool,
     /// Why cleaning this log stopped (corrupt data), until it is reopened.
     uncleanable: Option<String>,
+    /// Truncations of the log so far: a pass planned before one is
+    /// abandoned at its swap, because a truncated segment keeps its file
+    /// (so the swap's same-file check cannot see it) and may be rolled
+    /// again with other records.
+    truncations: u64,
 }
 
 impl CleanerState {
@@ -166,6 +171,31 @@ impl CleanerState {
             first_dirty_offset: offset,
             next_delete_horizon_ms: horizon,
             ..CleanerState::default()
+        }
+    }
+
+    /// The log was truncated to `[log_start_offset, log_end_offset)`:
+    /// abandons a pass in progress and moves the checkpoint back into the
+    /// log (written if it moved; a failure is only logged, since a
+    /// checkpoint past the log end is discarded at open, and one inside
+    /// re-appended records only makes the cleaner skip them as clean).
+    pub(crate) fn truncated(
+        &mut self,
+        io: &dyn StorageIo,
+        dir: &Path,
+        log_start_offset: i64,
+        log_end_offset: i64,
+    ) {
+        self.truncations += 1;
+        let clamped = self
+            .first_dirty_offset
+            .min(log_end_offset)
+            .max(log_start_offset);
+        if clamped != self.first_dirty_offset {
+            self.first_dirty_offset = clamped;
+            if let Err(err) = self.write(io, dir) {
+                tracing::warn!(dir = %dir.display(), %err, "could not write the cleaner checkpoint after a truncation");
+            }
         }
     }
 
@@ -314,6 +344,7 @@ impl Log {
             first_uncleanable_offset: end,
             producer_last_offsets,
             dedupe_buffer_bytes: options.dedupe_buffer_bytes,
+            truncations: self.cleaner.truncations,
         }))
     }
 
@@ -339,12 +370,14 @@ impl Log {
                 return Err(BatchError::CorruptRecord(reason).into());
             }
         };
-        if let Err(err) = self.check_online() {
-            // Closed or deleted meanwhile: leave the files alone.
+        let online = self.check_online();
+        if online.is_err() || plan.truncations != self.cleaner.truncations {
+            // Closed or deleted meanwhile (leave the files alone), or
+            // truncated (what was cleaned may no longer be there).
             for group in output.groups.iter().filter(|g| g.written) {
                 let _ = segment_swap::remove_temporaries(&*self.io, &self.dir, group.bases[0]);
             }
-            return Err(err);
+            return online.map(|()| None);
         }
         let mut report = CompactionReport {
             records_removed: output.records_removed,

@@ -53,6 +53,9 @@ pub(super) struct CleanPlan {
     /// Last offset of each idempotent producer's last batch.
     pub(super) producer_last_offsets: HashMap<i64, i64>,
     pub(super) dedupe_buffer_bytes: u64,
+    /// The log's truncation count when the plan was made: a pass that a
+    /// truncation overtook is abandoned.
+    pub(super) truncations: u64,
 }
 
 /// One group of segments rewritten into `.cleaned` files.

@@ -258,3 +258,46 @@ fn a_small_dedupe_buffer_cleans_over_several_passes() {
     // it, so the range now holds each key once, as one big map would.
     assert_eq!(records(&log.lock()), expected(&rows, end));
 }
+
+#[test]
+fn a_truncation_during_a_pass_abandons_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path());
+    let rows = fill(&mut log, 40, 6);
+    // Cut inside the second segment, which the pass is about to clean.
+    let cut = log.segments[1].base_offset() + 1;
+    let log = Mutex::new(log);
+    let interrupted = Cell::new(false);
+    let refilled = std::cell::RefCell::new(Vec::new());
+    let during_pass = || {
+        if !interrupted.replace(true) {
+            let mut log = log.try_lock().expect("the pass holds no lock");
+            log.truncate_to(Offset(cut)).unwrap();
+            // The cut segment is refilled and rolled: closed again, same file.
+            *refilled.borrow_mut() = fill(&mut log, 40, 6);
+        }
+        false
+    };
+    let report = compact_shared(
+        &log,
+        Timestamp(20_000),
+        &CleanerOptions::default(),
+        &during_pass,
+    )
+    .unwrap();
+    assert!(interrupted.get());
+    assert!(report.is_none(), "{report:?}");
+    let log = log.into_inner();
+    let mut want: Vec<Row> = rows.into_iter().filter(|r| r.0 < cut).collect();
+    want.extend(refilled.into_inner());
+    assert_eq!(records(&log), want);
+    let leftovers = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter(|e| {
+            let name = e.as_ref().unwrap().file_name();
+            let name = name.to_string_lossy();
+            name.ends_with(".cleaned") || name.ends_with(".swap")
+        })
+        .count();
+    assert_eq!(leftovers, 0);
+}
