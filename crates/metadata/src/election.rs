@@ -15,20 +15,37 @@ use crate::image::{MetadataImage, PartitionState};
 use crate::records::PartitionChangeRecord;
 use crate::PartitionEpoch;
 
-/// The record moving `old` to `leader` and `isr`, with the epochs bumped
-/// as Kafka bumps them: the partition epoch always, the leader epoch when
-/// the leader changes. `None` if nothing changes.
+/// A partition's wanted state, before its epochs are chosen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Proposal {
+    pub(crate) replicas: Vec<BrokerId>,
+    pub(crate) isr: Vec<BrokerId>,
+    pub(crate) leader: Option<BrokerId>,
+}
+
+impl From<&PartitionState> for Proposal {
+    fn from(state: &PartitionState) -> Proposal {
+        Proposal {
+            replicas: state.replicas.clone(),
+            isr: state.isr.clone(),
+            leader: state.leader,
+        }
+    }
+}
+
+/// The record moving `old` to `new`, with the epochs bumped as Kafka bumps
+/// them: the partition epoch always, the leader epoch when the leader
+/// changes. `None` if nothing changes.
 pub(crate) fn change(
     topic_id: Uuid,
     partition: PartitionId,
     old: &PartitionState,
-    leader: Option<BrokerId>,
-    isr: Vec<BrokerId>,
+    new: Proposal,
 ) -> Option<PartitionChangeRecord> {
-    if leader == old.leader && isr == old.isr {
+    if new == Proposal::from(old) {
         return None;
     }
-    let leader_epoch = if leader == old.leader {
+    let leader_epoch = if new.leader == old.leader {
         old.leader_epoch
     } else {
         LeaderEpoch(old.leader_epoch.0.saturating_add(1))
@@ -36,12 +53,28 @@ pub(crate) fn change(
     Some(PartitionChangeRecord {
         topic_id,
         partition,
-        leader,
-        isr: (isr != old.isr).then_some(isr),
-        replicas: None,
+        leader: new.leader,
+        isr: (new.isr != old.isr).then_some(new.isr),
+        replicas: (new.replicas != old.replicas).then_some(new.replicas),
         leader_epoch,
         partition_epoch: PartitionEpoch(old.partition_epoch.0.saturating_add(1)),
     })
+}
+
+/// [`change`] of the leader and ISR only.
+fn change_leader_isr(
+    topic_id: Uuid,
+    partition: PartitionId,
+    old: &PartitionState,
+    leader: Option<BrokerId>,
+    isr: Vec<BrokerId>,
+) -> Option<PartitionChangeRecord> {
+    let new = Proposal {
+        leader,
+        isr,
+        ..Proposal::from(old)
+    };
+    change(topic_id, partition, old, new)
 }
 
 /// The first replica, in replica order, that is in `isr`, unfenced in
@@ -81,7 +114,7 @@ pub(crate) fn move_away(image: &MetadataImage, broker: BrokerId) -> Vec<Partitio
         } else {
             state.leader
         };
-        records.extend(change(topic_id, partition, state, leader, isr));
+        records.extend(change_leader_isr(topic_id, partition, state, leader, isr));
     }
     records
 }
@@ -94,7 +127,7 @@ pub(crate) fn elect_leaderless(image: &MetadataImage) -> Vec<PartitionChangeReco
         .filter(|(_, _, state)| state.leader.is_none())
         .filter_map(|(topic_id, partition, state)| {
             let leader = first_eligible(image, state, &state.isr, None)?;
-            change(topic_id, partition, state, Some(leader), state.isr.clone())
+            change_leader_isr(topic_id, partition, state, Some(leader), state.isr.clone())
         })
         .collect()
 }
@@ -117,7 +150,7 @@ pub fn elect_preferred_leaders(
             if !eligible || state.leader == Some(preferred) {
                 return None;
             }
-            change(
+            change_leader_isr(
                 topic_id,
                 partition,
                 state,

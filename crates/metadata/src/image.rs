@@ -36,7 +36,7 @@ pub struct BrokerRegistration {
 }
 
 /// The replication state of one partition.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PartitionState {
     /// The assigned replicas; the first is the preferred leader.
     pub replicas: Vec<BrokerId>,

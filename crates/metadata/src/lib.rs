@@ -9,7 +9,8 @@
 //! - [`controller`]: the active controller as a state machine: requests and
 //!   the current time go in, records to append and responses come out.
 //!   Broker membership lives there, topic operations in [`topic_control`],
-//!   leader election and ISR changes in [`election`].
+//!   leader election and ISR changes in [`election`], the leaders' ISR
+//!   requests in [`alter_partition`].
 //!
 //! This crate owns the meaning of the metadata log. It must not know about
 //! sockets, files, clocks or the consensus that replicates the log: the
@@ -17,6 +18,7 @@
 //! are committed replays them into the image the next call sees.
 #![deny(clippy::unwrap_used)]
 
+pub mod alter_partition;
 pub mod controller;
 pub mod election;
 pub mod image;
@@ -24,6 +26,7 @@ pub mod placement;
 pub mod records;
 pub mod topic_control;
 
+pub use alter_partition::{AlterPartitionError, AlterPartitionRequest};
 pub use controller::{
     BrokerRegistrationRequest, Controller, ControllerConfig, ControllerError, Effects,
     HeartbeatRequest, HeartbeatResponse,

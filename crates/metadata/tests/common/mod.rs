@@ -5,10 +5,11 @@ use std::collections::BTreeMap;
 
 use runnel_metadata::records::Endpoint;
 use runnel_metadata::{
-    BrokerEpoch, BrokerRegistrationRequest, Controller, ControllerConfig, CreateTopicRequest,
-    HeartbeatRequest, HeartbeatResponse, MetadataImage, MetadataRecord, Millis, PartitionState,
+    AlterPartitionError, AlterPartitionRequest, BrokerEpoch, BrokerRegistrationRequest, Controller,
+    ControllerConfig, CreateTopicRequest, HeartbeatRequest, HeartbeatResponse, MetadataImage,
+    MetadataRecord, Millis, PartitionState,
 };
-use runnel_model::{BrokerId, TopicName};
+use runnel_model::{BrokerId, PartitionId, TopicName};
 use uuid::Uuid;
 
 pub struct Cluster {
@@ -140,6 +141,28 @@ impl Cluster {
         effects.response
     }
 
+    /// Creates a topic with the replicas of each partition given.
+    pub fn create_topic_with(&mut self, name: &str, assignments: Vec<Vec<BrokerId>>) -> Uuid {
+        let request = CreateTopicRequest {
+            name: TopicName::new(name).expect("valid name"),
+            num_partitions: -1,
+            replication_factor: -1,
+            configs: BTreeMap::new(),
+            assignments,
+        };
+        let mut next_id = self.next_id;
+        let effects = self
+            .controller
+            .create_topics(&self.image, &[request], &mut || {
+                next_id += 1;
+                Uuid::from_u128(next_id)
+            })
+            .expect("create_topics");
+        self.next_id = next_id;
+        self.commit(effects.records);
+        effects.response[0].1.as_ref().expect("created").topic_id
+    }
+
     pub fn partitions_of(&self, topic_id: Uuid) -> Vec<PartitionState> {
         self.image
             .topic_by_id(topic_id)
@@ -148,6 +171,48 @@ impl Cluster {
             .values()
             .cloned()
             .collect()
+    }
+
+    /// One partition's state.
+    pub fn partition(&self, topic_id: Uuid, partition: i32) -> PartitionState {
+        self.image
+            .partition(topic_id, PartitionId(partition))
+            .expect("partition")
+            .clone()
+    }
+
+    /// An AlterPartition from the partition's current leader, at its
+    /// current epochs, asking for `new_isr`.
+    pub fn alter_request(
+        &self,
+        topic_id: Uuid,
+        partition: i32,
+        new_isr: &[i32],
+    ) -> AlterPartitionRequest {
+        let state = self.partition(topic_id, partition);
+        let leader = state.leader.expect("a leader");
+        AlterPartitionRequest {
+            broker_id: leader,
+            broker_epoch: self.image.broker(leader).expect("registered").broker_epoch,
+            topic_id,
+            partition: PartitionId(partition),
+            leader_epoch: state.leader_epoch,
+            partition_epoch: state.partition_epoch,
+            new_isr: new_isr.iter().copied().map(BrokerId).collect(),
+        }
+    }
+
+    /// Submits an AlterPartition and commits what it produced.
+    pub fn alter(
+        &mut self,
+        request: AlterPartitionRequest,
+    ) -> Result<PartitionState, AlterPartitionError> {
+        let effects = self
+            .controller
+            .alter_partition(&self.image, request)
+            .expect("not a stale broker");
+        self.commit(effects.records);
+        effects.response
     }
 
     /// How many partitions (of every topic) each broker leads.
