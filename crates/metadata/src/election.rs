@@ -6,7 +6,9 @@
 //! brokers, in the order of the replica list (so the preferred leader wins
 //! when eligible). The ISR never becomes empty: when its last member goes,
 //! that member stays in it and the partition has no leader until a member
-//! returns (no unclean election).
+//! returns — unless the topic allows unclean leader election
+//! (`unclean.leader.election.enable`): then the first live replica leads,
+//! with an ISR of itself alone, and what the ISR had and it lacks is lost.
 
 use runnel_model::{BrokerId, LeaderEpoch, PartitionId};
 use uuid::Uuid;
@@ -92,14 +94,34 @@ fn first_eligible(
         .find(|&b| isr.contains(&b) && image.is_unfenced(b) && Some(b) != excluded)
 }
 
+/// Whether a topic (by id) allows unclean leader election.
+pub(crate) type UncleanPolicy<'a> = &'a dyn Fn(Uuid) -> bool;
+
+/// The unclean choice: the first replica, in replica order, that is
+/// unfenced and not `excluded`, in or out of the ISR.
+fn first_live(
+    image: &MetadataImage,
+    replicas: &[BrokerId],
+    excluded: Option<BrokerId>,
+) -> Option<BrokerId> {
+    replicas
+        .iter()
+        .copied()
+        .find(|&b| image.is_unfenced(b) && Some(b) != excluded)
+}
+
 /// Takes `broker` out of every ISR it is in (unless it is the last member)
 /// and moves every leadership it holds to another eligible ISR member, or
-/// to none.
+/// to none (or, where `unclean` allows, to a live replica outside it).
 ///
 /// Called after the broker's fencing is in `image` (the broker is then not
 /// eligible anyway), or before it for a controlled shutdown, with the
 /// broker still unfenced but excluded.
-pub(crate) fn move_away(image: &MetadataImage, broker: BrokerId) -> Vec<PartitionChangeRecord> {
+pub(crate) fn move_away(
+    image: &MetadataImage,
+    broker: BrokerId,
+    unclean: UncleanPolicy<'_>,
+) -> Vec<PartitionChangeRecord> {
     let mut records = Vec::new();
     for (topic_id, partition, state) in image.partitions() {
         if !state.isr.contains(&broker) && state.leader != Some(broker) {
@@ -109,25 +131,47 @@ pub(crate) fn move_away(image: &MetadataImage, broker: BrokerId) -> Vec<Partitio
         if isr.is_empty() {
             isr = state.isr.clone();
         }
-        let leader = if state.leader == Some(broker) {
+        let mut leader = if state.leader == Some(broker) {
             first_eligible(image, state, &isr, Some(broker))
         } else {
             state.leader
         };
+        if leader.is_none() && unclean(topic_id) {
+            if let Some(live) = first_live(image, &state.replicas, Some(broker)) {
+                leader = Some(live);
+                isr = vec![live];
+            }
+        }
         records.extend(change_leader_isr(topic_id, partition, state, leader, isr));
     }
     records
 }
 
 /// Elects a leader for every partition without one that has an eligible
-/// ISR member — what a broker coming back (unfenced) triggers.
-pub(crate) fn elect_leaderless(image: &MetadataImage) -> Vec<PartitionChangeRecord> {
+/// ISR member, or a live replica where `unclean` allows — what a broker
+/// coming back (unfenced) triggers.
+pub(crate) fn elect_leaderless(
+    image: &MetadataImage,
+    unclean: UncleanPolicy<'_>,
+) -> Vec<PartitionChangeRecord> {
     image
         .partitions()
         .filter(|(_, _, state)| state.leader.is_none())
         .filter_map(|(topic_id, partition, state)| {
-            let leader = first_eligible(image, state, &state.isr, None)?;
-            change_leader_isr(topic_id, partition, state, Some(leader), state.isr.clone())
+            if let Some(leader) = first_eligible(image, state, &state.isr, None) {
+                return change_leader_isr(
+                    topic_id,
+                    partition,
+                    state,
+                    Some(leader),
+                    state.isr.clone(),
+                );
+            }
+            if !unclean(topic_id) {
+                return None;
+            }
+            let leader = first_live(image, &state.replicas, None)?;
+            change_leader_isr(topic_id, partition, state, Some(leader), vec![leader])
         })
         .collect()
 }

@@ -29,7 +29,7 @@ pub mod topic_control;
 pub use alter_partition::{AlterPartitionError, AlterPartitionRequest};
 pub use controller::{
     BrokerRegistrationRequest, Controller, ControllerConfig, ControllerError, Effects,
-    HeartbeatRequest, HeartbeatResponse,
+    HeartbeatRequest, HeartbeatResponse, UNCLEAN_LEADER_ELECTION_ENABLE,
 };
 pub use election::elect_preferred_leaders;
 pub use image::{BrokerRegistration, ImageError, MetadataImage, PartitionState, TopicImage};

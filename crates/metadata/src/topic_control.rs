@@ -329,6 +329,8 @@ impl Controller {
 
     /// Sets (`Some`) or deletes (`None`) configs of one topic. Keys and
     /// values are validated by the caller, which knows the config schema.
+    /// Switching `unclean.leader.election.enable` on elects, at once, a
+    /// leader for its partitions that have none.
     pub fn alter_topic_configs(
         &self,
         image: &MetadataImage,
@@ -347,6 +349,8 @@ impl Controller {
                 value: value.clone(),
             })
         }))?;
+        let elections = self.elect_leaderless(&batch.image);
+        batch.push_all(elections)?;
         Ok(batch.finish(Ok(())))
     }
 }

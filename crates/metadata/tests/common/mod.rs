@@ -22,9 +22,13 @@ pub struct Cluster {
 
 impl Cluster {
     pub fn new() -> Cluster {
+        Cluster::with_config(ControllerConfig::default())
+    }
+
+    pub fn with_config(config: ControllerConfig) -> Cluster {
         Cluster {
             image: MetadataImage::default(),
-            controller: Controller::new(ControllerConfig::default()),
+            controller: Controller::new(config),
             log: Vec::new(),
             next_id: 1,
         }
@@ -143,11 +147,21 @@ impl Cluster {
 
     /// Creates a topic with the replicas of each partition given.
     pub fn create_topic_with(&mut self, name: &str, assignments: Vec<Vec<BrokerId>>) -> Uuid {
+        self.create_topic_with_configs(name, assignments, BTreeMap::new())
+    }
+
+    /// Creates a topic with the replicas given and topic configs.
+    pub fn create_topic_with_configs(
+        &mut self,
+        name: &str,
+        assignments: Vec<Vec<BrokerId>>,
+        configs: BTreeMap<String, String>,
+    ) -> Uuid {
         let request = CreateTopicRequest {
             name: TopicName::new(name).expect("valid name"),
             num_partitions: -1,
             replication_factor: -1,
-            configs: BTreeMap::new(),
+            configs,
             assignments,
         };
         let mut next_id = self.next_id;
