@@ -170,10 +170,49 @@ pub(crate) fn elect_leaderless(
             if !unclean(topic_id) {
                 return None;
             }
-            let leader = first_live(image, &state.replicas, None)?;
-            change_leader_isr(topic_id, partition, state, Some(leader), vec![leader])
+            elect_unclean(image, topic_id, partition, state)
         })
         .collect()
+}
+
+/// Kafka's preferred election for one partition (`electPreferredLeader`):
+/// the preferred leader if it is in the ISR and unfenced; otherwise the
+/// current leader stays, and a partition without one gets any eligible ISR
+/// member. `None` if the leader does not change.
+pub(crate) fn elect_preferred(
+    image: &MetadataImage,
+    topic_id: Uuid,
+    partition: PartitionId,
+    state: &PartitionState,
+) -> Option<PartitionChangeRecord> {
+    let preferred = *state.replicas.first()?;
+    let leader = if state.isr.contains(&preferred) && image.is_unfenced(preferred) {
+        Some(preferred)
+    } else if state.leader.is_some() {
+        state.leader
+    } else {
+        first_eligible(image, state, &state.isr, None)
+    };
+    change_leader_isr(topic_id, partition, state, leader, state.isr.clone())
+}
+
+/// An election that may be unclean, for a partition without a leader: an
+/// eligible ISR member if there is one, else the first live replica with
+/// an ISR of itself. `None` if no replica is live (or it has a leader).
+pub(crate) fn elect_unclean(
+    image: &MetadataImage,
+    topic_id: Uuid,
+    partition: PartitionId,
+    state: &PartitionState,
+) -> Option<PartitionChangeRecord> {
+    if state.leader.is_some() {
+        return None;
+    }
+    if let Some(leader) = first_eligible(image, state, &state.isr, None) {
+        return change_leader_isr(topic_id, partition, state, Some(leader), state.isr.clone());
+    }
+    let leader = first_live(image, &state.replicas, None)?;
+    change_leader_isr(topic_id, partition, state, Some(leader), vec![leader])
 }
 
 /// Moves leadership back to the preferred leader (the first replica) of

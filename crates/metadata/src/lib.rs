@@ -10,7 +10,8 @@
 //!   the current time go in, records to append and responses come out.
 //!   Broker membership lives there, topic operations in [`topic_control`],
 //!   leader election and ISR changes in [`election`], the leaders' ISR
-//!   requests in [`alter_partition`].
+//!   requests in [`alter_partition`], administrators' elections in
+//!   [`elect_leaders`].
 //!
 //! This crate owns the meaning of the metadata log. It must not know about
 //! sockets, files, clocks or the consensus that replicates the log: the
@@ -20,6 +21,7 @@
 
 pub mod alter_partition;
 pub mod controller;
+pub mod elect_leaders;
 pub mod election;
 pub mod image;
 pub mod placement;
@@ -31,6 +33,7 @@ pub use controller::{
     BrokerRegistrationRequest, Controller, ControllerConfig, ControllerError, Effects,
     HeartbeatRequest, HeartbeatResponse, UNCLEAN_LEADER_ELECTION_ENABLE,
 };
+pub use elect_leaders::{ElectLeadersError, ElectionType, PartitionResults};
 pub use election::elect_preferred_leaders;
 pub use image::{BrokerRegistration, ImageError, MetadataImage, PartitionState, TopicImage};
 pub use records::{MetadataRecord, RecordDecodeError};
