@@ -43,6 +43,15 @@ pub struct ControllerConfig {
     /// `unclean.leader.election.enable`: the default for topics that do
     /// not set it (nor the cluster-wide dynamic default).
     pub unclean_leader_election_enable: bool,
+    /// `auto.leader.rebalance.enable`: leadership moves back to preferred
+    /// replicas where a broker's imbalance is too large.
+    pub auto_leader_rebalance_enable: bool,
+    /// `leader.imbalance.check.interval.seconds`: how often the imbalance
+    /// is checked.
+    pub leader_imbalance_check_interval_seconds: i64,
+    /// `leader.imbalance.per.broker.percentage`: the share of a broker's
+    /// preferred partitions led elsewhere above which they move back.
+    pub leader_imbalance_per_broker_percentage: i32,
 }
 
 impl Default for ControllerConfig {
@@ -52,6 +61,9 @@ impl Default for ControllerConfig {
             num_partitions: 1,
             default_replication_factor: 1,
             unclean_leader_election_enable: false,
+            auto_leader_rebalance_enable: true,
+            leader_imbalance_check_interval_seconds: 300,
+            leader_imbalance_per_broker_percentage: 10,
         }
     }
 }
@@ -170,6 +182,8 @@ impl From<crate::records::PartitionChangeRecord> for MetadataRecord {
 pub struct Controller {
     pub(crate) config: ControllerConfig,
     sessions: BTreeMap<BrokerId, Session>,
+    /// When the next leader-imbalance check is due; set by the first tick.
+    next_rebalance: Option<Millis>,
 }
 
 impl Controller {
@@ -178,6 +192,7 @@ impl Controller {
         Controller {
             config,
             sessions: BTreeMap::new(),
+            next_rebalance: None,
         }
     }
 
@@ -387,7 +402,11 @@ impl Controller {
     /// moves its leaderships away. A broker the controller has not heard
     /// from since it became active gets a full session from `now`. Then
     /// elects leaders where a partition has none and may get one — after
-    /// `unclean.leader.election.enable` was switched on, say.
+    /// `unclean.leader.election.enable` was switched on, say — and, once
+    /// per `leader.imbalance.check.interval.seconds` (the first time one
+    /// interval after the first tick), moves leaderships back to their
+    /// preferred replicas where a broker's imbalance exceeds
+    /// `leader.imbalance.per.broker.percentage`.
     pub fn tick(
         &mut self,
         now: Millis,
@@ -408,16 +427,46 @@ impl Controller {
         }
         let elections = self.elect_leaderless(&batch.image);
         batch.push_all(elections)?;
+        if self.rebalance_due(now) {
+            let percentage = self.config.leader_imbalance_per_broker_percentage;
+            let moves = election::rebalance_leaders(&batch.image, percentage);
+            batch.push_all(moves)?;
+        }
         Ok(batch.records)
     }
 
-    /// The earliest time at which [`Controller::tick`] may fence someone,
-    /// for the runtime's timer.
+    /// Whether the leader-imbalance check runs at `now`; schedules the
+    /// next one if so.
+    fn rebalance_due(&mut self, now: Millis) -> bool {
+        if !self.config.auto_leader_rebalance_enable {
+            return false;
+        }
+        let interval = self
+            .config
+            .leader_imbalance_check_interval_seconds
+            .max(1)
+            .saturating_mul(1000);
+        let due = *self
+            .next_rebalance
+            .get_or_insert(now.saturating_add(interval));
+        if now < due {
+            return false;
+        }
+        self.next_rebalance = Some(now.saturating_add(interval));
+        true
+    }
+
+    /// The earliest time at which [`Controller::tick`] may fence someone
+    /// or check the leader imbalance, for the runtime's timer.
     pub fn next_deadline(&self, image: &MetadataImage) -> Option<Millis> {
+        let rebalance = self
+            .next_rebalance
+            .filter(|_| self.config.auto_leader_rebalance_enable);
         image
             .unfenced_brokers()
             .filter_map(|b| self.sessions.get(&b.broker_id))
             .map(|s| s.deadline)
+            .chain(rebalance)
             .min()
     }
 }

@@ -10,6 +10,8 @@
 //! (`unclean.leader.election.enable`): then the first live replica leads,
 //! with an ISR of itself alone, and what the ISR had and it lacks is lost.
 
+use std::collections::BTreeMap;
+
 use runnel_model::{BrokerId, LeaderEpoch, PartitionId};
 use uuid::Uuid;
 
@@ -213,6 +215,53 @@ pub(crate) fn elect_unclean(
     }
     let leader = first_live(image, &state.replicas, None)?;
     change_leader_isr(topic_id, partition, state, Some(leader), vec![leader])
+}
+
+/// Kafka's automatic leader rebalance: for each broker, the partitions
+/// whose preferred leader (first replica) it is but which another broker
+/// leads; where they are more than `percentage` % of its preferred
+/// partitions, leadership moves back to it on those where it is eligible
+/// (in the ISR and unfenced).
+///
+/// Example, `percentage` 10: broker 1 is preferred for 4 partitions and
+/// leads 3 of them: 25 % > 10 %, so the fourth moves back to it if it may.
+pub(crate) fn rebalance_leaders(
+    image: &MetadataImage,
+    percentage: i32,
+) -> Vec<PartitionChangeRecord> {
+    let mut by_preferred =
+        BTreeMap::<BrokerId, (u64, Vec<(Uuid, PartitionId, &PartitionState)>)>::new();
+    for (topic_id, partition, state) in image.partitions() {
+        let Some(&preferred) = state.replicas.first() else {
+            continue;
+        };
+        let entry = by_preferred.entry(preferred).or_default();
+        entry.0 += 1;
+        if state.leader != Some(preferred) {
+            entry.1.push((topic_id, partition, state));
+        }
+    }
+    let percentage = u64::try_from(percentage.max(0)).unwrap_or(0);
+    let mut records = Vec::new();
+    for (broker, (total, elsewhere)) in by_preferred {
+        let imbalanced =
+            (elsewhere.len() as u64).saturating_mul(100) > total.saturating_mul(percentage);
+        if !imbalanced || !image.is_unfenced(broker) {
+            continue;
+        }
+        for (topic_id, partition, state) in elsewhere {
+            if state.isr.contains(&broker) {
+                records.extend(change_leader_isr(
+                    topic_id,
+                    partition,
+                    state,
+                    Some(broker),
+                    state.isr.clone(),
+                ));
+            }
+        }
+    }
+    records
 }
 
 /// Moves leadership back to the preferred leader (the first replica) of
