@@ -8,6 +8,10 @@
 //! the new ISR must be a valid ISR of the partition containing the leader,
 //! and every member must be eligible (KIP-841: registered, unfenced, not
 //! shutting down). Shrinking to eligible members is always allowed.
+//!
+//! An ISR that brings the last adding replica of a reassignment in
+//! completes it ([`crate::reassignment`]); if that removes the sender, a
+//! new leader is elected and the sender is told `NEW_LEADER_ELECTED`.
 
 use runnel_model::{BrokerId, LeaderEpoch, PartitionId};
 use uuid::Uuid;
@@ -122,6 +126,8 @@ impl Controller {
             isr: request.new_isr.clone(),
             ..Proposal::from(state)
         };
+        let unclean = self.unclean_leader_election_enabled(&batch.image, topic_id);
+        let proposal = election::settle(&batch.image, proposal, unclean);
         let Some(record) = election::change(topic_id, partition, state, proposal) else {
             return Ok(batch.finish(Ok(state.clone())));
         };

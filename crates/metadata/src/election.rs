@@ -25,6 +25,8 @@ pub(crate) struct Proposal {
     pub(crate) replicas: Vec<BrokerId>,
     pub(crate) isr: Vec<BrokerId>,
     pub(crate) leader: Option<BrokerId>,
+    pub(crate) adding: Vec<BrokerId>,
+    pub(crate) removing: Vec<BrokerId>,
 }
 
 impl From<&PartitionState> for Proposal {
@@ -33,8 +35,46 @@ impl From<&PartitionState> for Proposal {
             replicas: state.replicas.clone(),
             isr: state.isr.clone(),
             leader: state.leader,
+            adding: state.adding_replicas.clone(),
+            removing: state.removing_replicas.clone(),
         }
     }
+}
+
+/// What Kafka's `PartitionChangeBuilder` does after a change of ISR or
+/// replicas: completes a reassignment whose adding replicas are all in the
+/// ISR and which leaves an ISR member besides the removing ones (the
+/// replicas become the target, the removing replicas leave the ISR), then
+/// elects a leader if the current one is no longer in the ISR — from the
+/// ISR in replica order, or, if none is eligible and `unclean` allows, the
+/// first live replica with an ISR of itself.
+pub(crate) fn settle(image: &MetadataImage, mut proposal: Proposal, unclean: bool) -> Proposal {
+    if !proposal.adding.is_empty() || !proposal.removing.is_empty() {
+        let removing = &proposal.removing;
+        let isr: Vec<BrokerId> = proposal
+            .isr
+            .iter()
+            .copied()
+            .filter(|b| !removing.contains(b))
+            .collect();
+        if !isr.is_empty() && proposal.adding.iter().all(|b| proposal.isr.contains(b)) {
+            proposal.replicas.retain(|b| !removing.contains(b));
+            proposal.isr = isr;
+            proposal.adding.clear();
+            proposal.removing.clear();
+        }
+    }
+    let eligible = |b: &BrokerId| proposal.isr.contains(b) && image.is_unfenced(*b);
+    if !proposal.leader.as_ref().is_some_and(eligible) {
+        proposal.leader = proposal.replicas.iter().copied().find(|b| eligible(b));
+        if proposal.leader.is_none() && unclean {
+            if let Some(live) = first_live(image, &proposal.replicas, None) {
+                proposal.leader = Some(live);
+                proposal.isr = vec![live];
+            }
+        }
+    }
+    proposal
 }
 
 /// The record moving `old` to `new`, with the epochs bumped as Kafka bumps
@@ -62,6 +102,8 @@ pub(crate) fn change(
         replicas: (new.replicas != old.replicas).then_some(new.replicas),
         leader_epoch,
         partition_epoch: PartitionEpoch(old.partition_epoch.0.saturating_add(1)),
+        adding_replicas: (new.adding != old.adding_replicas).then_some(new.adding),
+        removing_replicas: (new.removing != old.removing_replicas).then_some(new.removing),
     })
 }
 
@@ -235,6 +277,9 @@ pub(crate) fn rebalance_leaders(
         let Some(&preferred) = state.replicas.first() else {
             continue;
         };
+        if state.is_reassigning() {
+            continue;
+        }
         let entry = by_preferred.entry(preferred).or_default();
         entry.0 += 1;
         if state.leader != Some(preferred) {

@@ -11,7 +11,7 @@
 //!   Broker membership lives there, topic operations in [`topic_control`],
 //!   leader election and ISR changes in [`election`], the leaders' ISR
 //!   requests in [`alter_partition`], administrators' elections in
-//!   [`elect_leaders`].
+//!   [`elect_leaders`], moving replicas in [`reassignment`].
 //!
 //! This crate owns the meaning of the metadata log. It must not know about
 //! sockets, files, clocks or the consensus that replicates the log: the
@@ -25,6 +25,7 @@ pub mod elect_leaders;
 pub mod election;
 pub mod image;
 pub mod placement;
+pub mod reassignment;
 pub mod records;
 pub mod topic_control;
 
@@ -36,6 +37,9 @@ pub use controller::{
 pub use elect_leaders::{ElectLeadersError, ElectionType, PartitionResults};
 pub use election::elect_preferred_leaders;
 pub use image::{BrokerRegistration, ImageError, MetadataImage, PartitionState, TopicImage};
+pub use reassignment::{
+    list_partition_reassignments, OngoingReassignment, Reassignment, ReassignmentError,
+};
 pub use records::{MetadataRecord, RecordDecodeError};
 pub use topic_control::{
     CreateTopicRequest, CreatedTopic, NewPartitions, TopicError, TopicResults,

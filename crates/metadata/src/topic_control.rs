@@ -127,6 +127,8 @@ fn partition_records(
                 replicas,
                 leader_epoch: LeaderEpoch(0),
                 partition_epoch: PartitionEpoch(0),
+                adding_replicas: vec![],
+                removing_replicas: vec![],
             })
         })
         .collect()
@@ -415,6 +417,8 @@ fn assigned_partition_records(
                 leader: replicas.iter().copied().find(|b| image.is_unfenced(*b)),
                 leader_epoch: LeaderEpoch(0),
                 partition_epoch: PartitionEpoch(0),
+                adding_replicas: vec![],
+                removing_replicas: vec![],
             })
         })
         .collect()
