@@ -72,7 +72,7 @@ pub enum AlterPartitionError {
     InvalidRequest(String),
     /// The new ISR has a member that may not be in it (KIP-841).
     #[error("broker {0} is not eligible to join the ISR: {1}")]
-    IneligibleReplica(BrokerId, &'static str),
+    IneligibleReplica(BrokerId, String),
     /// The change was committed, but it also completed a reassignment
     /// that moved leadership off the sender: it must refresh its metadata
     /// and stop leading.
@@ -188,18 +188,12 @@ fn validate<'a>(
     }
     check_isr(state, &request.new_isr, request.broker_id)?;
     for &member in &request.new_isr {
-        match image.broker(member) {
-            None => {
-                return Err(AlterPartitionError::IneligibleReplica(
-                    member,
-                    "not registered",
-                ))
-            }
-            Some(b) if b.fenced => {
-                return Err(AlterPartitionError::IneligibleReplica(member, "fenced"))
-            }
-            Some(_) => {}
-        }
+        let why = match image.broker(member) {
+            None => "not registered",
+            Some(b) if b.fenced => "fenced",
+            Some(_) => continue,
+        };
+        return Err(AlterPartitionError::IneligibleReplica(member, why.into()));
     }
     Ok(state)
 }

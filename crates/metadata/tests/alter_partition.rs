@@ -183,7 +183,7 @@ fn alter_partition_refuses_fenced_and_shut_down_brokers_but_allows_shrinking() {
         cluster.alter(request),
         Err(AlterPartitionError::IneligibleReplica(
             BrokerId(3),
-            "fenced"
+            "fenced".into()
         ))
     );
     // Broker 2 shuts down: fenced for good, it may not rejoin either.
