@@ -254,5 +254,18 @@ pub fn check_invariants(image: &MetadataImage) {
             assert!(state.isr.contains(&leader), "{at}: leader outside the ISR");
             assert!(image.is_unfenced(leader), "{at}: fenced leader {leader}");
         }
+        for b in state.adding_replicas.iter().chain(&state.removing_replicas) {
+            assert!(
+                state.replicas.contains(b),
+                "{at}: {b} reassigned but not a replica"
+            );
+        }
+        assert!(
+            !state
+                .adding_replicas
+                .iter()
+                .any(|b| state.removing_replicas.contains(b)),
+            "{at}: a replica both added and removed"
+        );
     }
 }
