@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use crate::controller::{Batch, Controller, ControllerError, Effects};
 use crate::election::{self, Proposal};
-use crate::image::{MetadataImage, PartitionState};
+use crate::image::{ImageError, MetadataImage, PartitionState};
 use crate::{BrokerEpoch, PartitionEpoch};
 
 /// One partition of an AlterPartition request, from its leader.
@@ -84,8 +84,10 @@ impl Controller {
     /// Handles one partition of an AlterPartition request.
     ///
     /// A request from a broker whose epoch is not its registered one is
-    /// refused as a whole (`STALE_BROKER_EPOCH`, a [`ControllerError`]);
-    /// otherwise the answer is per partition. The same ISR as the current
+    /// refused as a whole (`STALE_BROKER_EPOCH`, a [`ControllerError`]; an
+    /// unregistered broker is `BrokerIdNotRegistered`, which Kafka also
+    /// answers with `STALE_BROKER_EPOCH`); otherwise the answer is per
+    /// partition. The same ISR as the current
     /// one succeeds without a record; a new one is a `PartitionChangeRecord`
     /// with the partition epoch bumped and the leader epoch unchanged.
     ///
@@ -133,9 +135,7 @@ impl Controller {
         };
         batch.push(record.into())?;
         let Some(new) = batch.image.partition(topic_id, partition).cloned() else {
-            return Err(ControllerError::Internal(
-                crate::image::ImageError::UnknownPartition(topic_id, partition),
-            ));
+            return Err(ImageError::UnknownPartition(topic_id, partition).into());
         };
         if new.leader != Some(request.broker_id) {
             return Ok(batch.finish(Err(AlterPartitionError::NewLeaderElected)));

@@ -17,10 +17,9 @@ use uuid::Uuid;
 
 use crate::election;
 use crate::image::{ImageError, MetadataImage};
-use crate::records::PartitionChangeRecord;
 use crate::records::{
-    ConfigResourceType, Endpoint, FenceBrokerRecord, MetadataRecord, ProducerIdsRecord,
-    RegisterBrokerRecord, UnfenceBrokerRecord,
+    ConfigResourceType, Endpoint, FenceBrokerRecord, MetadataRecord, PartitionChangeRecord,
+    ProducerIdsRecord, RegisterBrokerRecord, UnfenceBrokerRecord,
 };
 use crate::{BrokerEpoch, Millis};
 
@@ -469,9 +468,7 @@ impl Controller {
             .chain(rebalance)
             .min()
     }
-}
 
-impl Controller {
     /// Fences `broker_id`, then moves its leaderships away and takes it out
     /// of the ISRs it is not the last member of.
     fn fence(

@@ -267,6 +267,9 @@ pub(crate) fn elect_unclean(
 ///
 /// Example, `percentage` 10: broker 1 is preferred for 4 partitions and
 /// leads 3 of them: 25 % > 10 %, so the fourth moves back to it if it may.
+///
+/// Partitions being reassigned are left alone, as Kafka's ZooKeeper-era
+/// controller left them (KRaft's own rebalance has no percentage).
 pub(crate) fn rebalance_leaders(
     image: &MetadataImage,
     percentage: i32,
