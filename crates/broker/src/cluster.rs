@@ -185,6 +185,11 @@ pub(crate) async fn start_quorum(
             num_partitions: config.num_partitions(),
             default_replication_factor: i16::try_from(config.default_replication_factor())
                 .unwrap_or(i16::MAX),
+            unclean_leader_election_enable: config.unclean_leader_election_enable(),
+            auto_leader_rebalance_enable: config.auto_leader_rebalance_enable(),
+            leader_imbalance_check_interval_seconds: config
+                .leader_imbalance_check_interval_seconds(),
+            leader_imbalance_per_broker_percentage: config.leader_imbalance_per_broker_percentage(),
         },
         // A lone voter has nobody to disagree with: it may elect itself
         // soon after a restart rather than wait a multi-node timeout.

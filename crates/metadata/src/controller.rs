@@ -18,10 +18,13 @@ use uuid::Uuid;
 use crate::election;
 use crate::image::{ImageError, MetadataImage};
 use crate::records::{
-    Endpoint, FenceBrokerRecord, MetadataRecord, ProducerIdsRecord, RegisterBrokerRecord,
-    UnfenceBrokerRecord,
+    ConfigResourceType, Endpoint, FenceBrokerRecord, MetadataRecord, PartitionChangeRecord,
+    ProducerIdsRecord, RegisterBrokerRecord, UnfenceBrokerRecord,
 };
 use crate::{BrokerEpoch, Millis};
+
+/// The config of unclean leader election, for topics and the cluster.
+pub const UNCLEAN_LEADER_ELECTION_ENABLE: &str = "unclean.leader.election.enable";
 
 /// How many producer ids a broker gets at a time (Kafka's block size).
 pub const PRODUCER_ID_BLOCK: i64 = 1000;
@@ -36,6 +39,18 @@ pub struct ControllerConfig {
     pub num_partitions: i32,
     /// `default.replication.factor`: used when CreateTopics asks for -1.
     pub default_replication_factor: i16,
+    /// `unclean.leader.election.enable`: the default for topics that do
+    /// not set it (nor the cluster-wide dynamic default).
+    pub unclean_leader_election_enable: bool,
+    /// `auto.leader.rebalance.enable`: leadership moves back to preferred
+    /// replicas where a broker's imbalance is too large.
+    pub auto_leader_rebalance_enable: bool,
+    /// `leader.imbalance.check.interval.seconds`: how often the imbalance
+    /// is checked.
+    pub leader_imbalance_check_interval_seconds: i64,
+    /// `leader.imbalance.per.broker.percentage`: the share of a broker's
+    /// preferred partitions led elsewhere above which they move back.
+    pub leader_imbalance_per_broker_percentage: i32,
 }
 
 impl Default for ControllerConfig {
@@ -44,6 +59,10 @@ impl Default for ControllerConfig {
             broker_session_timeout_ms: 9000,
             num_partitions: 1,
             default_replication_factor: 1,
+            unclean_leader_election_enable: false,
+            auto_leader_rebalance_enable: true,
+            leader_imbalance_check_interval_seconds: 300,
+            leader_imbalance_per_broker_percentage: 10,
         }
     }
 }
@@ -162,6 +181,8 @@ impl From<crate::records::PartitionChangeRecord> for MetadataRecord {
 pub struct Controller {
     pub(crate) config: ControllerConfig,
     sessions: BTreeMap<BrokerId, Session>,
+    /// When the next leader-imbalance check is due; set by the first tick.
+    next_rebalance: Option<Millis>,
 }
 
 impl Controller {
@@ -170,12 +191,49 @@ impl Controller {
         Controller {
             config,
             sessions: BTreeMap::new(),
+            next_rebalance: None,
         }
     }
 
     /// The settings.
     pub fn config(&self) -> &ControllerConfig {
         &self.config
+    }
+
+    /// Whether `unclean.leader.election.enable` holds for a topic: its
+    /// own config, else the cluster-wide dynamic default, else
+    /// [`ControllerConfig::unclean_leader_election_enable`].
+    pub fn unclean_leader_election_enabled(&self, image: &MetadataImage, topic_id: Uuid) -> bool {
+        let topic_config = image
+            .topic_by_id(topic_id)
+            .and_then(|t| image.configs(ConfigResourceType::Topic, &t.name.to_string()))
+            .and_then(|c| c.get(UNCLEAN_LEADER_ELECTION_ENABLE));
+        let cluster_default = image
+            .configs(ConfigResourceType::Broker, "")
+            .and_then(|c| c.get(UNCLEAN_LEADER_ELECTION_ENABLE));
+        match topic_config.or(cluster_default) {
+            Some(value) => value.trim().eq_ignore_ascii_case("true"),
+            None => self.config.unclean_leader_election_enable,
+        }
+    }
+
+    /// Elections for the partitions without a leader: from the ISR, or,
+    /// where the topic allows it, from any live replica.
+    pub(crate) fn elect_leaderless(&self, image: &MetadataImage) -> Vec<PartitionChangeRecord> {
+        election::elect_leaderless(image, &|topic| {
+            self.unclean_leader_election_enabled(image, topic)
+        })
+    }
+
+    /// Takes `broker` out of ISRs and leaderships ([`election::move_away`]).
+    pub(crate) fn move_away(
+        &self,
+        image: &MetadataImage,
+        broker: BrokerId,
+    ) -> Vec<PartitionChangeRecord> {
+        election::move_away(image, broker, &|topic| {
+            self.unclean_leader_election_enabled(image, topic)
+        })
     }
 
     fn refresh(&mut self, broker_id: BrokerId, now: Millis) {
@@ -216,7 +274,7 @@ impl Controller {
                 if self.session_alive(id, now) {
                     return Err(ControllerError::DuplicateBrokerRegistration(id));
                 }
-                fence(&mut batch, id, existing.broker_epoch)?;
+                self.fence(&mut batch, id, existing.broker_epoch)?;
             }
         }
         let broker_epoch = BrokerEpoch(batch.image.last_broker_epoch().0.saturating_add(1));
@@ -269,11 +327,11 @@ impl Controller {
                 broker_id: id,
                 broker_epoch: broker.broker_epoch,
             }))?;
-            let elections = election::elect_leaderless(&batch.image);
+            let elections = self.elect_leaderless(&batch.image);
             batch.push_all(elections)?;
             false
         } else if !broker.fenced && request.want_fence {
-            fence(&mut batch, id, broker.broker_epoch)?;
+            self.fence(&mut batch, id, broker.broker_epoch)?;
             true
         } else {
             broker.fenced
@@ -298,9 +356,9 @@ impl Controller {
             .ok_or(ControllerError::BrokerIdNotRegistered(broker_id))?;
         let mut batch = Batch::new(image);
         if !broker.fenced {
-            let moves = election::move_away(&batch.image, broker_id);
+            let moves = self.move_away(&batch.image, broker_id);
             batch.push_all(moves)?;
-            fence(&mut batch, broker_id, broker.broker_epoch)?;
+            self.fence(&mut batch, broker_id, broker.broker_epoch)?;
         }
         if let Some(session) = self.sessions.get_mut(&broker_id) {
             session.shut_down = true;
@@ -341,7 +399,13 @@ impl Controller {
 
     /// Fences every unfenced broker whose session expired by `now` and
     /// moves its leaderships away. A broker the controller has not heard
-    /// from since it became active gets a full session from `now`.
+    /// from since it became active gets a full session from `now`. Then
+    /// elects leaders where a partition has none and may get one — after
+    /// `unclean.leader.election.enable` was switched on, say — and, once
+    /// per `leader.imbalance.check.interval.seconds` (the first time one
+    /// interval after the first tick), moves leaderships back to their
+    /// preferred replicas where a broker's imbalance exceeds
+    /// `leader.imbalance.per.broker.percentage`.
     pub fn tick(
         &mut self,
         now: Millis,
@@ -357,30 +421,67 @@ impl Controller {
                 self.refresh(id, now);
             }
             if !self.session_alive(id, now) {
-                fence(&mut batch, id, epoch)?;
+                self.fence(&mut batch, id, epoch)?;
             }
+        }
+        let elections = self.elect_leaderless(&batch.image);
+        batch.push_all(elections)?;
+        if self.rebalance_due(now) {
+            let percentage = self.config.leader_imbalance_per_broker_percentage;
+            let moves = election::rebalance_leaders(&batch.image, percentage);
+            batch.push_all(moves)?;
         }
         Ok(batch.records)
     }
 
-    /// The earliest time at which [`Controller::tick`] may fence someone,
-    /// for the runtime's timer.
+    /// Whether the leader-imbalance check runs at `now`; schedules the
+    /// next one if so.
+    fn rebalance_due(&mut self, now: Millis) -> bool {
+        if !self.config.auto_leader_rebalance_enable {
+            return false;
+        }
+        let interval = self
+            .config
+            .leader_imbalance_check_interval_seconds
+            .max(1)
+            .saturating_mul(1000);
+        let due = *self
+            .next_rebalance
+            .get_or_insert(now.saturating_add(interval));
+        if now < due {
+            return false;
+        }
+        self.next_rebalance = Some(now.saturating_add(interval));
+        true
+    }
+
+    /// The earliest time at which [`Controller::tick`] may fence someone
+    /// or check the leader imbalance, for the runtime's timer.
     pub fn next_deadline(&self, image: &MetadataImage) -> Option<Millis> {
+        let rebalance = self
+            .next_rebalance
+            .filter(|_| self.config.auto_leader_rebalance_enable);
         image
             .unfenced_brokers()
             .filter_map(|b| self.sessions.get(&b.broker_id))
             .map(|s| s.deadline)
+            .chain(rebalance)
             .min()
     }
-}
 
-/// Fences `broker_id`, then moves its leaderships away and takes it out of
-/// the ISRs it is not the last member of.
-fn fence(batch: &mut Batch, broker_id: BrokerId, epoch: BrokerEpoch) -> Result<(), ImageError> {
-    batch.push(MetadataRecord::FenceBroker(FenceBrokerRecord {
-        broker_id,
-        broker_epoch: epoch,
-    }))?;
-    let moves = election::move_away(&batch.image, broker_id);
-    batch.push_all(moves)
+    /// Fences `broker_id`, then moves its leaderships away and takes it out
+    /// of the ISRs it is not the last member of.
+    fn fence(
+        &self,
+        batch: &mut Batch,
+        broker_id: BrokerId,
+        epoch: BrokerEpoch,
+    ) -> Result<(), ImageError> {
+        batch.push(MetadataRecord::FenceBroker(FenceBrokerRecord {
+            broker_id,
+            broker_epoch: epoch,
+        }))?;
+        let moves = self.move_away(&batch.image, broker_id);
+        batch.push_all(moves)
+    }
 }

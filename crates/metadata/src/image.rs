@@ -36,7 +36,7 @@ pub struct BrokerRegistration {
 }
 
 /// The replication state of one partition.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PartitionState {
     /// The assigned replicas; the first is the preferred leader.
     pub replicas: Vec<BrokerId>,
@@ -46,9 +46,23 @@ pub struct PartitionState {
     pub leader: Option<BrokerId>,
     pub leader_epoch: LeaderEpoch,
     pub partition_epoch: PartitionEpoch,
+    /// Replicas a reassignment in progress is adding: a subset of
+    /// `replicas`, disjoint from `removing_replicas`.
+    #[serde(default)]
+    pub adding_replicas: Vec<BrokerId>,
+    /// Replicas a reassignment in progress is removing: a subset of
+    /// `replicas`. The target of the reassignment is `replicas` without
+    /// them.
+    #[serde(default)]
+    pub removing_replicas: Vec<BrokerId>,
 }
 
 impl PartitionState {
+    /// Whether a reassignment is in progress.
+    pub fn is_reassigning(&self) -> bool {
+        !self.adding_replicas.is_empty() || !self.removing_replicas.is_empty()
+    }
+
     /// Whether the state holds the invariants replay enforces.
     fn check(&self) -> Result<(), &'static str> {
         if self.replicas.is_empty() {
@@ -67,6 +81,20 @@ impl PartitionState {
             if !self.isr.contains(&leader) {
                 return Err("the leader is not in the ISR");
             }
+        }
+        if has_duplicates(&self.adding_replicas) || has_duplicates(&self.removing_replicas) {
+            return Err("a broker appears twice in the adding or removing replicas");
+        }
+        let within = |brokers: &[BrokerId]| brokers.iter().all(|b| self.replicas.contains(b));
+        if !within(&self.adding_replicas) || !within(&self.removing_replicas) {
+            return Err("an adding or removing replica is not a replica");
+        }
+        if self
+            .adding_replicas
+            .iter()
+            .any(|b| self.removing_replicas.contains(b))
+        {
+            return Err("a replica is both added and removed");
         }
         Ok(())
     }
@@ -228,6 +256,8 @@ impl MetadataImage {
             leader: r.leader,
             leader_epoch: r.leader_epoch,
             partition_epoch: r.partition_epoch,
+            adding_replicas: r.adding_replicas.clone(),
+            removing_replicas: r.removing_replicas.clone(),
         };
         state
             .check()
@@ -255,6 +285,14 @@ impl MetadataImage {
             leader: r.leader,
             leader_epoch: r.leader_epoch,
             partition_epoch: r.partition_epoch,
+            adding_replicas: r
+                .adding_replicas
+                .clone()
+                .unwrap_or_else(|| old.adding_replicas.clone()),
+            removing_replicas: r
+                .removing_replicas
+                .clone()
+                .unwrap_or_else(|| old.removing_replicas.clone()),
         };
         let epoch_error = |why| ImageError::EpochNotIncreasing(r.topic_id, r.partition, why);
         if new.partition_epoch <= old.partition_epoch {
@@ -433,6 +471,8 @@ impl MetadataImage {
                     leader: s.leader,
                     leader_epoch: s.leader_epoch,
                     partition_epoch: s.partition_epoch,
+                    adding_replicas: s.adding_replicas.clone(),
+                    removing_replicas: s.removing_replicas.clone(),
                 })
             });
             std::iter::once(topic).chain(partitions)
@@ -503,6 +543,8 @@ mod tests {
             leader: leader.map(BrokerId),
             leader_epoch: LeaderEpoch(0),
             partition_epoch: PartitionEpoch(0),
+            adding_replicas: vec![],
+            removing_replicas: vec![],
         })
     }
 
@@ -555,6 +597,8 @@ mod tests {
                 replicas: None,
                 leader_epoch: LeaderEpoch(leader_epoch),
                 partition_epoch: PartitionEpoch(partition_epoch),
+                adding_replicas: None,
+                removing_replicas: None,
             })
         };
         assert!(with_partition.apply(&change(None, 0, 1)).is_err());
@@ -567,6 +611,35 @@ mod tests {
         });
         assert!(base.apply(&fence).is_err());
         assert!(base.apply(&register(1, 1)).is_err());
+    }
+
+    #[test]
+    fn replay_refuses_inconsistent_reassignments() {
+        let base = MetadataImage::replay(&[register(1, 1), register(2, 2), topic("t", 1)])
+            .expect("replays")
+            .apply(&partition(1, 0, &[1, 2], Some(1)))
+            .expect("applies");
+        let reassign = |adding: &[i32], removing: &[i32]| {
+            MetadataRecord::PartitionChange(PartitionChangeRecord {
+                topic_id: Uuid::from_u128(1),
+                partition: PartitionId(0),
+                leader: Some(BrokerId(1)),
+                isr: None,
+                replicas: None,
+                leader_epoch: LeaderEpoch(0),
+                partition_epoch: PartitionEpoch(1),
+                adding_replicas: Some(adding.iter().copied().map(BrokerId).collect()),
+                removing_replicas: Some(removing.iter().copied().map(BrokerId).collect()),
+            })
+        };
+        assert!(base.apply(&reassign(&[2], &[1])).is_ok());
+        assert!(base.apply(&reassign(&[3], &[])).is_err(), "not a replica");
+        assert!(base.apply(&reassign(&[], &[3])).is_err(), "not a replica");
+        assert!(base.apply(&reassign(&[2], &[2])).is_err(), "both");
+        assert!(base.apply(&reassign(&[2, 2], &[])).is_err(), "twice");
+        let reassigning = base.apply(&reassign(&[2], &[1])).expect("applies");
+        let restored = MetadataImage::replay(&reassigning.to_records()).expect("replays");
+        assert_eq!(restored, reassigning);
     }
 
     #[test]

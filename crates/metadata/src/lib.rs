@@ -9,7 +9,9 @@
 //! - [`controller`]: the active controller as a state machine: requests and
 //!   the current time go in, records to append and responses come out.
 //!   Broker membership lives there, topic operations in [`topic_control`],
-//!   leader election and ISR changes in [`election`].
+//!   leader election and ISR changes in [`election`], the leaders' ISR
+//!   requests in [`alter_partition`], administrators' elections in
+//!   [`elect_leaders`], moving replicas in [`reassignment`].
 //!
 //! This crate owns the meaning of the metadata log. It must not know about
 //! sockets, files, clocks or the consensus that replicates the log: the
@@ -17,19 +19,27 @@
 //! are committed replays them into the image the next call sees.
 #![deny(clippy::unwrap_used)]
 
+pub mod alter_partition;
 pub mod controller;
+pub mod elect_leaders;
 pub mod election;
 pub mod image;
 pub mod placement;
+pub mod reassignment;
 pub mod records;
 pub mod topic_control;
 
+pub use alter_partition::{AlterPartitionError, AlterPartitionRequest};
 pub use controller::{
     BrokerRegistrationRequest, Controller, ControllerConfig, ControllerError, Effects,
-    HeartbeatRequest, HeartbeatResponse,
+    HeartbeatRequest, HeartbeatResponse, UNCLEAN_LEADER_ELECTION_ENABLE,
 };
+pub use elect_leaders::{ElectLeadersError, ElectionType, PartitionResults};
 pub use election::elect_preferred_leaders;
 pub use image::{BrokerRegistration, ImageError, MetadataImage, PartitionState, TopicImage};
+pub use reassignment::{
+    list_partition_reassignments, OngoingReassignment, Reassignment, ReassignmentError,
+};
 pub use records::{MetadataRecord, RecordDecodeError};
 pub use topic_control::{
     CreateTopicRequest, CreatedTopic, NewPartitions, TopicError, TopicResults,

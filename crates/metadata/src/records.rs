@@ -58,6 +58,13 @@ pub struct PartitionRecord {
     pub leader: Option<BrokerId>,
     pub leader_epoch: LeaderEpoch,
     pub partition_epoch: PartitionEpoch,
+    /// Replicas a reassignment in progress is adding (KIP-455); absent in
+    /// logs written before reassignments existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub adding_replicas: Vec<BrokerId>,
+    /// Replicas a reassignment in progress is removing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removing_replicas: Vec<BrokerId>,
 }
 
 /// A partition's leader, ISR or replicas changed.
@@ -75,6 +82,13 @@ pub struct PartitionChangeRecord {
     pub leader_epoch: LeaderEpoch,
     /// Always larger than before.
     pub partition_epoch: PartitionEpoch,
+    /// The new replicas being added by a reassignment, or `None` if they
+    /// did not change (absent in logs written before reassignments).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adding_replicas: Option<Vec<BrokerId>>,
+    /// The new replicas being removed, or `None` if they did not change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub removing_replicas: Option<Vec<BrokerId>>,
 }
 
 /// A listener a broker accepts clients on.
@@ -202,6 +216,8 @@ mod tests {
                 leader: Some(BrokerId(2)),
                 leader_epoch: LeaderEpoch(4),
                 partition_epoch: PartitionEpoch(7),
+                adding_replicas: vec![BrokerId(2)],
+                removing_replicas: vec![BrokerId(1)],
             }),
             MetadataRecord::PartitionChange(PartitionChangeRecord {
                 topic_id: id,
@@ -211,6 +227,8 @@ mod tests {
                 replicas: None,
                 leader_epoch: LeaderEpoch(1),
                 partition_epoch: PartitionEpoch(2),
+                adding_replicas: Some(vec![]),
+                removing_replicas: None,
             }),
             MetadataRecord::RegisterBroker(RegisterBrokerRecord {
                 broker_id: BrokerId(1),
@@ -268,6 +286,35 @@ mod tests {
             MetadataRecord::decode(&[FORMAT_VERSION, b'{']),
             Err(RecordDecodeError::Malformed(_))
         ));
+    }
+
+    #[test]
+    fn partition_records_written_before_reassignments_still_decode() {
+        let id = "00000000-0000-0000-0000-00000000002a";
+        let old = [
+            format!(
+                r#"{{"type":"Partition","topic_id":"{id}","partition":0,"replicas":[1],"isr":[1],"leader":1,"leader_epoch":0,"partition_epoch":0}}"#
+            ),
+            format!(
+                r#"{{"type":"PartitionChange","topic_id":"{id}","partition":0,"leader":1,"isr":null,"replicas":null,"leader_epoch":0,"partition_epoch":1}}"#
+            ),
+        ];
+        for body in old {
+            let mut bytes = vec![FORMAT_VERSION];
+            bytes.extend_from_slice(body.as_bytes());
+            let record = MetadataRecord::decode(&bytes).expect("decodes");
+            match &record {
+                MetadataRecord::Partition(r) => {
+                    assert!(r.adding_replicas.is_empty() && r.removing_replicas.is_empty())
+                }
+                MetadataRecord::PartitionChange(r) => {
+                    assert!(r.adding_replicas.is_none() && r.removing_replicas.is_none())
+                }
+                other => panic!("{other:?}"),
+            }
+            // And they encode as before.
+            assert_eq!(record.encode(), bytes);
+        }
     }
 
     #[test]

@@ -127,6 +127,8 @@ fn partition_records(
                 replicas,
                 leader_epoch: LeaderEpoch(0),
                 partition_epoch: PartitionEpoch(0),
+                adding_replicas: vec![],
+                removing_replicas: vec![],
             })
         })
         .collect()
@@ -329,6 +331,8 @@ impl Controller {
 
     /// Sets (`Some`) or deletes (`None`) configs of one topic. Keys and
     /// values are validated by the caller, which knows the config schema.
+    /// Switching `unclean.leader.election.enable` on elects, at once, a
+    /// leader for its partitions that have none.
     pub fn alter_topic_configs(
         &self,
         image: &MetadataImage,
@@ -347,6 +351,8 @@ impl Controller {
                 value: value.clone(),
             })
         }))?;
+        let elections = self.elect_leaderless(&batch.image);
+        batch.push_all(elections)?;
         Ok(batch.finish(Ok(())))
     }
 }
@@ -411,6 +417,8 @@ fn assigned_partition_records(
                 leader: replicas.iter().copied().find(|b| image.is_unfenced(*b)),
                 leader_epoch: LeaderEpoch(0),
                 partition_epoch: PartitionEpoch(0),
+                adding_replicas: vec![],
+                removing_replicas: vec![],
             })
         })
         .collect()

@@ -349,6 +349,8 @@ fn preferred_leader_election_returns_leadership_to_the_first_replica() {
                 replicas: None,
                 leader_epoch: state.leader_epoch,
                 partition_epoch: runnel_metadata::PartitionEpoch(state.partition_epoch.0 + 1),
+                adding_replicas: None,
+                removing_replicas: None,
             })
         })
         .collect();

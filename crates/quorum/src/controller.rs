@@ -12,7 +12,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::BasicNode;
-use runnel_metadata::{Controller, ControllerConfig, ControllerError, MetadataRecord, Millis};
+use runnel_metadata::{
+    list_partition_reassignments, Controller, ControllerConfig, ControllerError, MetadataRecord,
+    Millis,
+};
 use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
 
@@ -20,7 +23,8 @@ use crate::rpc::{ControllerFailure, ControllerReply, ControllerRequest, Controll
 use crate::state_machine::Published;
 use crate::{MetadataBatch, NodeId, Raft};
 
-/// How often expired broker sessions are looked for.
+/// How often expired broker sessions, leaderless partitions and (when it
+/// is due) the leader imbalance are looked at.
 const TICK: Duration = Duration::from_millis(200);
 
 /// What a request writes: its records, or none when it only validates.
@@ -161,10 +165,10 @@ impl ActiveController {
             Ok(records) => {
                 tracing::info!(
                     records = records.len(),
-                    "fencing brokers whose sessions expired"
+                    "fencing expired brokers, electing leaders, rebalancing leadership"
                 );
                 if let Err(e) = self.write(records).await {
-                    tracing::warn!(error = %e, "could not fence expired brokers");
+                    tracing::warn!(error = %e, "could not commit the controller's tick");
                 }
             }
             Err(e) => tracing::error!(error = %e, "the controller's tick failed"),
@@ -262,6 +266,43 @@ impl ActiveController {
                     ControllerResponse::ProducerIds { first, count },
                 )
             }
+            ControllerRequest::AlterPartition(request) => {
+                let effects = controller
+                    .alter_partition(&image, request)
+                    .map_err(refused)?;
+                (
+                    effects.records,
+                    ControllerResponse::AlterPartition(effects.response),
+                )
+            }
+            ControllerRequest::ElectLeaders {
+                election_type,
+                partitions,
+            } => {
+                let effects = controller
+                    .elect_leaders(&image, election_type, partitions.as_deref())
+                    .map_err(refused)?;
+                (
+                    effects.records,
+                    ControllerResponse::ElectLeaders(effects.response),
+                )
+            }
+            ControllerRequest::AlterPartitionReassignments { reassignments } => {
+                let effects = controller
+                    .alter_partition_reassignments(&image, &reassignments)
+                    .map_err(refused)?;
+                (
+                    effects.records,
+                    ControllerResponse::AlterPartitionReassignments(effects.response),
+                )
+            }
+            ControllerRequest::ListPartitionReassignments { partitions } => (
+                Vec::new(),
+                ControllerResponse::ListPartitionReassignments(list_partition_reassignments(
+                    &image,
+                    partitions.as_deref(),
+                )),
+            ),
         };
         let index = self.write(records).await?;
         if let Some((id, address)) = learner {

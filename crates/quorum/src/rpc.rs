@@ -7,8 +7,8 @@
 //!
 //! Two families share the listener: raft's own RPCs (vote, append,
 //! snapshot) between quorum members, and the controller API brokers use
-//! (Kafka's BrokerRegistration, BrokerHeartbeat and the forwarded admin
-//! requests), answered by the active controller.
+//! (Kafka's BrokerRegistration, BrokerHeartbeat, AlterPartition and the
+//! forwarded admin requests), answered by the active controller.
 
 use std::io;
 
@@ -18,10 +18,12 @@ use openraft::raft::{
     VoteRequest, VoteResponse,
 };
 use runnel_metadata::{
-    BrokerEpoch, BrokerRegistrationRequest, CreateTopicRequest, CreatedTopic, HeartbeatRequest,
-    HeartbeatResponse, NewPartitions, TopicError, TopicResults,
+    AlterPartitionError, AlterPartitionRequest, BrokerEpoch, BrokerRegistrationRequest,
+    CreateTopicRequest, CreatedTopic, ElectLeadersError, ElectionType, HeartbeatRequest,
+    HeartbeatResponse, NewPartitions, OngoingReassignment, PartitionResults, PartitionState,
+    Reassignment, ReassignmentError, TopicError, TopicResults,
 };
-use runnel_model::{BrokerId, TopicName};
+use runnel_model::{BrokerId, PartitionId, TopicName};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -91,6 +93,23 @@ pub enum ControllerRequest {
         broker_id: BrokerId,
         broker_epoch: BrokerEpoch,
     },
+    /// A partition leader's ISR change (Kafka's AlterPartition, one
+    /// partition per request).
+    AlterPartition(AlterPartitionRequest),
+    /// Preferred or unclean elections (KIP-460); `None` for every
+    /// partition.
+    ElectLeaders {
+        election_type: ElectionType,
+        partitions: Option<Vec<(TopicName, PartitionId)>>,
+    },
+    /// Start (target replicas) or cancel (`None`) reassignments (KIP-455).
+    AlterPartitionReassignments {
+        reassignments: Vec<Reassignment>,
+    },
+    /// The reassignments in progress: of these partitions, or all.
+    ListPartitionReassignments {
+        partitions: Option<Vec<(TopicName, PartitionId)>>,
+    },
 }
 
 /// The active controller's answer.
@@ -107,6 +126,12 @@ pub enum ControllerResponse {
         first: i64,
         count: i64,
     },
+    /// The partition's committed state after the change, or why not. A
+    /// `NewLeaderElected` error comes with a committed change too.
+    AlterPartition(Result<PartitionState, AlterPartitionError>),
+    ElectLeaders(PartitionResults<(), ElectLeadersError>),
+    AlterPartitionReassignments(PartitionResults<(), ReassignmentError>),
+    ListPartitionReassignments(Vec<(TopicName, PartitionId, OngoingReassignment)>),
 }
 
 /// The answer, and the index of the metadata log at which its effects are

@@ -1,16 +1,18 @@
 //! Quorums of real nodes on loopback, each with its own directory: leader
 //! election, failover of the active controller, restarts, snapshots,
-//! fencing, learners and refusing another cluster's nodes.
+//! fencing, learners, refusing another cluster's nodes, and the
+//! replication requests (AlterPartition, ElectLeaders, reassignments).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use runnel_metadata::{
-    BrokerEpoch, BrokerRegistrationRequest, ControllerConfig, CreateTopicRequest, HeartbeatRequest,
-    MetadataImage,
+    AlterPartitionError, AlterPartitionRequest, BrokerEpoch, BrokerRegistrationRequest,
+    ControllerConfig, CreateTopicRequest, ElectLeadersError, ElectionType, HeartbeatRequest,
+    MetadataImage, PartitionEpoch,
 };
-use runnel_model::{BrokerId, TopicName};
+use runnel_model::{BrokerId, PartitionId, TopicName};
 use runnel_quorum::{
     ControllerFailure, ControllerRequest, ControllerResponse, NodeId, Quorum, QuorumConfig, Timing,
 };
@@ -417,5 +419,127 @@ async fn a_node_of_another_cluster_is_refused() {
         other => panic!("a stranger reached the controller: {other:?}"),
     }
     stranger.shutdown().await;
+    cluster.stop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alter_partition_over_the_rpc_commits_the_new_isr_on_every_node() {
+    let mut cluster = Cluster::new(3, 0).await;
+    let controller = cluster.leader().await;
+    let mut epochs = BTreeMap::new();
+    for id in 1..=3 {
+        epochs.insert(BrokerId(id as i32), cluster.register(id).await);
+    }
+    let request = ControllerRequest::CreateTopics {
+        topics: vec![CreateTopicRequest {
+            name: TopicName::new("replicated").expect("name"),
+            num_partitions: 1,
+            replication_factor: 3,
+            configs: BTreeMap::new(),
+            assignments: vec![],
+        }],
+        validate_only: false,
+    };
+    let (topic_id, index) = match cluster.submit(1, request).await {
+        (ControllerResponse::CreateTopics(results), index) => {
+            (results[0].1.clone().expect("created").topic_id, index)
+        }
+        other => panic!("unexpected answer {other:?}"),
+    };
+    let image = cluster.converged(index).await;
+    let state = image
+        .partition(topic_id, PartitionId(0))
+        .expect("partition")
+        .clone();
+    let leader = state.leader.expect("a leader");
+    assert_eq!(state.isr.len(), 3);
+
+    // The leader shrinks the ISR to itself, through a node that is not
+    // the active controller.
+    let via = (1..=3).find(|id| *id != controller).expect("a follower");
+    let alter = AlterPartitionRequest {
+        broker_id: leader,
+        broker_epoch: epochs[&leader],
+        topic_id,
+        partition: PartitionId(0),
+        leader_epoch: state.leader_epoch,
+        partition_epoch: state.partition_epoch,
+        new_isr: vec![leader],
+    };
+    let (response, index) = cluster
+        .submit(via, ControllerRequest::AlterPartition(alter.clone()))
+        .await;
+    let committed = match response {
+        ControllerResponse::AlterPartition(Ok(committed)) => committed,
+        other => panic!("unexpected answer {other:?}"),
+    };
+    assert_eq!(committed.isr, vec![leader]);
+    assert_eq!(committed.leader_epoch, state.leader_epoch);
+    assert_eq!(
+        committed.partition_epoch,
+        PartitionEpoch(state.partition_epoch.0 + 1)
+    );
+    let image = cluster.converged(index).await;
+    assert_eq!(image.partition(topic_id, PartitionId(0)), Some(&committed));
+
+    // The same request again is computed from a stale partition epoch.
+    match cluster
+        .submit(via, ControllerRequest::AlterPartition(alter))
+        .await
+    {
+        (
+            ControllerResponse::AlterPartition(Err(AlterPartitionError::InvalidUpdateVersion {
+                ..
+            })),
+            _,
+        ) => {}
+        other => panic!("unexpected answer {other:?}"),
+    }
+
+    // A reassignment and an election travel the RPC too.
+    let name = TopicName::new("replicated").expect("name");
+    let reversed: Vec<BrokerId> = state.replicas.iter().rev().copied().collect();
+    let request = ControllerRequest::AlterPartitionReassignments {
+        reassignments: vec![(name.clone(), PartitionId(0), Some(reversed.clone()))],
+    };
+    match cluster.submit(via, request).await {
+        (ControllerResponse::AlterPartitionReassignments(results), _) => {
+            assert_eq!(results, vec![(name.clone(), PartitionId(0), Ok(()))])
+        }
+        other => panic!("unexpected answer {other:?}"),
+    }
+    let request = ControllerRequest::ListPartitionReassignments { partitions: None };
+    match cluster.submit(via, request).await {
+        (ControllerResponse::ListPartitionReassignments(ongoing), _) => {
+            assert!(
+                ongoing.is_empty(),
+                "a reorder completes at once: {ongoing:?}"
+            )
+        }
+        other => panic!("unexpected answer {other:?}"),
+    }
+    let request = ControllerRequest::ElectLeaders {
+        election_type: ElectionType::Unclean,
+        partitions: Some(vec![(name.clone(), PartitionId(0))]),
+    };
+    match cluster.submit(via, request).await {
+        (ControllerResponse::ElectLeaders(results), index) => {
+            assert_eq!(
+                results,
+                vec![(
+                    name,
+                    PartitionId(0),
+                    Err(ElectLeadersError::ElectionNotNeeded)
+                )]
+            );
+            let image = cluster.converged(index).await;
+            let state = image
+                .partition(topic_id, PartitionId(0))
+                .expect("partition");
+            assert_eq!(state.replicas, reversed);
+            assert_eq!(state.leader, Some(leader));
+        }
+        other => panic!("unexpected answer {other:?}"),
+    }
     cluster.stop_all().await;
 }

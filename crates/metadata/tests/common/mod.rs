@@ -5,10 +5,11 @@ use std::collections::BTreeMap;
 
 use runnel_metadata::records::Endpoint;
 use runnel_metadata::{
-    BrokerEpoch, BrokerRegistrationRequest, Controller, ControllerConfig, CreateTopicRequest,
-    HeartbeatRequest, HeartbeatResponse, MetadataImage, MetadataRecord, Millis, PartitionState,
+    AlterPartitionError, AlterPartitionRequest, BrokerEpoch, BrokerRegistrationRequest, Controller,
+    ControllerConfig, CreateTopicRequest, HeartbeatRequest, HeartbeatResponse, MetadataImage,
+    MetadataRecord, Millis, PartitionState,
 };
-use runnel_model::{BrokerId, TopicName};
+use runnel_model::{BrokerId, PartitionId, TopicName};
 use uuid::Uuid;
 
 pub struct Cluster {
@@ -21,9 +22,13 @@ pub struct Cluster {
 
 impl Cluster {
     pub fn new() -> Cluster {
+        Cluster::with_config(ControllerConfig::default())
+    }
+
+    pub fn with_config(config: ControllerConfig) -> Cluster {
         Cluster {
             image: MetadataImage::default(),
-            controller: Controller::new(ControllerConfig::default()),
+            controller: Controller::new(config),
             log: Vec::new(),
             next_id: 1,
         }
@@ -140,6 +145,38 @@ impl Cluster {
         effects.response
     }
 
+    /// Creates a topic with the replicas of each partition given.
+    pub fn create_topic_with(&mut self, name: &str, assignments: Vec<Vec<BrokerId>>) -> Uuid {
+        self.create_topic_with_configs(name, assignments, BTreeMap::new())
+    }
+
+    /// Creates a topic with the replicas given and topic configs.
+    pub fn create_topic_with_configs(
+        &mut self,
+        name: &str,
+        assignments: Vec<Vec<BrokerId>>,
+        configs: BTreeMap<String, String>,
+    ) -> Uuid {
+        let request = CreateTopicRequest {
+            name: TopicName::new(name).expect("valid name"),
+            num_partitions: -1,
+            replication_factor: -1,
+            configs,
+            assignments,
+        };
+        let mut next_id = self.next_id;
+        let effects = self
+            .controller
+            .create_topics(&self.image, &[request], &mut || {
+                next_id += 1;
+                Uuid::from_u128(next_id)
+            })
+            .expect("create_topics");
+        self.next_id = next_id;
+        self.commit(effects.records);
+        effects.response[0].1.as_ref().expect("created").topic_id
+    }
+
     pub fn partitions_of(&self, topic_id: Uuid) -> Vec<PartitionState> {
         self.image
             .topic_by_id(topic_id)
@@ -148,6 +185,48 @@ impl Cluster {
             .values()
             .cloned()
             .collect()
+    }
+
+    /// One partition's state.
+    pub fn partition(&self, topic_id: Uuid, partition: i32) -> PartitionState {
+        self.image
+            .partition(topic_id, PartitionId(partition))
+            .expect("partition")
+            .clone()
+    }
+
+    /// An AlterPartition from the partition's current leader, at its
+    /// current epochs, asking for `new_isr`.
+    pub fn alter_request(
+        &self,
+        topic_id: Uuid,
+        partition: i32,
+        new_isr: &[i32],
+    ) -> AlterPartitionRequest {
+        let state = self.partition(topic_id, partition);
+        let leader = state.leader.expect("a leader");
+        AlterPartitionRequest {
+            broker_id: leader,
+            broker_epoch: self.image.broker(leader).expect("registered").broker_epoch,
+            topic_id,
+            partition: PartitionId(partition),
+            leader_epoch: state.leader_epoch,
+            partition_epoch: state.partition_epoch,
+            new_isr: new_isr.iter().copied().map(BrokerId).collect(),
+        }
+    }
+
+    /// Submits an AlterPartition and commits what it produced.
+    pub fn alter(
+        &mut self,
+        request: AlterPartitionRequest,
+    ) -> Result<PartitionState, AlterPartitionError> {
+        let effects = self
+            .controller
+            .alter_partition(&self.image, request)
+            .expect("not a stale broker");
+        self.commit(effects.records);
+        effects.response
     }
 
     /// How many partitions (of every topic) each broker leads.
@@ -175,5 +254,18 @@ pub fn check_invariants(image: &MetadataImage) {
             assert!(state.isr.contains(&leader), "{at}: leader outside the ISR");
             assert!(image.is_unfenced(leader), "{at}: fenced leader {leader}");
         }
+        for b in state.adding_replicas.iter().chain(&state.removing_replicas) {
+            assert!(
+                state.replicas.contains(b),
+                "{at}: {b} reassigned but not a replica"
+            );
+        }
+        assert!(
+            !state
+                .adding_replicas
+                .iter()
+                .any(|b| state.removing_replicas.contains(b)),
+            "{at}: a replica both added and removed"
+        );
     }
 }
