@@ -1,7 +1,7 @@
 //! The broker's shared state: configuration, identity, the topic registry
 //! and the logs behind it. Handlers reach everything through [`Broker`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -21,6 +21,7 @@ use uuid::Uuid;
 use crate::groups::GroupCoordinator;
 use crate::partition::Partition;
 use crate::producer_ids::ProducerIdAllocator;
+use crate::replication::{self, fetcher::Fetchers};
 use crate::topics::{Topic, Topics};
 
 /// A broker clients may connect to.
@@ -70,6 +71,11 @@ pub(crate) struct Broker {
     self_fenced: AtomicBool,
     /// Bumped after every append; long-polling fetches wait on it.
     appended: watch::Sender<u64>,
+    /// The follower fetchers, one per leader this node follows.
+    pub fetchers: Fetchers,
+    /// High watermarks from the last checkpoint, for partitions opened
+    /// after a restart.
+    checkpointed_high_watermarks: parking_lot::Mutex<HashMap<(String, i32), i64>>,
     pub data_dir: PathBuf,
 }
 
@@ -110,6 +116,10 @@ impl Broker {
             reconciled: watch::Sender::new(0),
             self_fenced: AtomicBool::new(false),
             appended: watch::Sender::new(0),
+            fetchers: Fetchers::default(),
+            checkpointed_high_watermarks: parking_lot::Mutex::new(replication::checkpoint::read(
+                &data_dir,
+            )),
             data_dir,
         })
     }
@@ -162,14 +172,16 @@ impl Broker {
     /// it no longer has are deleted with their data, new partitions hosted
     /// here get logs, config changes reach the logs, and each replica learns
     /// whether it leads. Blocking (it opens and deletes logs).
-    pub fn apply_image(&self, image: &MetadataImage, applied: u64) {
+    pub fn apply_image(self: &Arc<Self>, image: &MetadataImage, applied: u64) {
         let me = BrokerId(self.node_id);
+        let self_fenced = self.self_fenced.load(Ordering::Acquire);
         let _guard = self.topics.lock_changes();
         for topic in self.topics.all() {
             if image.topic_by_id(topic.id).is_none() {
                 self.topics.remove(&topic.id);
                 for (_, partition) in topic.hosted() {
-                    partition.set_leadership(false, LeaderEpoch(partition.leader_epoch()));
+                    self.fetchers.remove(partition);
+                    partition.set_idle(LeaderEpoch(partition.leader_epoch()));
                     if let Err(e) = self.logs.delete(&partition.tp) {
                         tracing::error!(partition = %partition.tp, error = %e, "failed to delete partition data");
                     }
@@ -205,16 +217,19 @@ impl Broker {
                         }
                     }
                     (false, Some(old)) => {
+                        // Reassigned away: this node keeps no copy.
                         changed = true;
-                        old.set_leadership(false, state.leader_epoch);
+                        self.fetchers.remove(&old);
+                        old.set_idle(state.leader_epoch);
+                        if let Err(e) = self.logs.delete(&old.tp) {
+                            tracing::error!(partition = %old.tp, error = %e, "failed to delete a replica moved away");
+                        }
                         None
                     }
                     (false, None) => None,
                 };
                 if let Some(p) = &partition {
-                    let leads =
-                        state.leader == Some(me) && !self.self_fenced.load(Ordering::Acquire);
-                    p.set_leadership(leads, state.leader_epoch);
+                    replication::apply_partition_state(self, p, state, self_fenced);
                 }
                 partitions.push(partition);
             }
@@ -267,7 +282,7 @@ impl Broker {
     /// Stops (or resumes) leading everything because the controller is
     /// (or is again) out of reach; see `self_fenced`. Blocking on resume
     /// (it re-applies the current image).
-    pub fn set_self_fenced(&self, fenced: bool) {
+    pub fn set_self_fenced(self: &Arc<Self>, fenced: bool) {
         if self.self_fenced.swap(fenced, Ordering::AcqRel) == fenced {
             return;
         }
@@ -278,7 +293,8 @@ impl Broker {
             let _guard = self.topics.lock_changes();
             for topic in self.topics.all() {
                 for (_, partition) in topic.hosted() {
-                    partition.set_leadership(false, LeaderEpoch(partition.leader_epoch()));
+                    self.fetchers.remove(partition);
+                    partition.set_idle(LeaderEpoch(partition.leader_epoch()));
                 }
             }
             self.notify_appended();
@@ -341,7 +357,11 @@ impl Broker {
         if partition_owner(&dir).map_err(failed)?.is_none() {
             write_partition_owner(&dir, topic_id).map_err(failed)?;
         }
-        Ok(Arc::new(Partition::new(tp, log)))
+        let high_watermark = self
+            .checkpointed_high_watermarks
+            .lock()
+            .remove(&(topic.to_string(), index));
+        Ok(Arc::new(Partition::new(tp, topic_id, log, high_watermark)))
     }
 
     /// The storage settings of a topic with these overrides, resolved

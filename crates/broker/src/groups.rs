@@ -22,7 +22,7 @@ use runnel_group::consumer::{ConsumerConfig, TopicMetadata};
 use runnel_group::shard::{Effects, Reply, ShardConfig, Write};
 use runnel_group::{Millis, RequestId, Shard};
 use runnel_model::config::BrokerConfig;
-use runnel_model::{Offset, Timestamp, TopicName};
+use runnel_model::{LeaderEpoch, Offset, Timestamp, TopicName};
 use runnel_protocol::batch::{decode_stored_records, BatchBuilder};
 use runnel_storage::LogError;
 use tokio::sync::oneshot;
@@ -31,7 +31,7 @@ use runnel_metadata::{CreateTopicRequest, TopicError as MetadataTopicError};
 use runnel_quorum::{ControllerRequest, ControllerResponse};
 
 use crate::broker::{Broker, CONTROLLER_TIMEOUT};
-use crate::partition::Partition;
+use crate::partition::{Partition, ReplicationWait};
 
 /// The internal topic holding groups and committed offsets.
 pub(crate) const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -109,14 +109,27 @@ impl GroupCoordinator {
         if broker.topics.get(OFFSETS_TOPIC).is_some() {
             return Ok(());
         }
-        let (partitions, segment_bytes) = {
+        let (partitions, segment_bytes, replication_factor) = {
             let config = broker.config.read();
             (
                 config.offsets_topic_num_partitions().max(1),
                 // The topic config's own lower bound.
                 config.offsets_topic_segment_bytes().max(1 << 20),
+                config.offsets_topic_replication_factor().max(1),
             )
         };
+        // Kafka refuses to create the topic until enough brokers are up, so
+        // a single node needs offsets.topic.replication.factor=1 configured.
+        // Runnel takes as many replicas as there are brokers, up to the
+        // setting, so that a zero-configuration node and a small cluster
+        // have working groups.
+        let brokers = broker.image().brokers().count().max(1);
+        let replication_factor = i16::try_from(
+            usize::try_from(replication_factor)
+                .unwrap_or(1)
+                .min(brokers),
+        )
+        .unwrap_or(1);
         let configs = BTreeMap::from([
             ("cleanup.policy".to_string(), "compact".to_string()),
             ("compression.type".to_string(), "producer".to_string()),
@@ -128,9 +141,7 @@ impl GroupCoordinator {
             topics: vec![CreateTopicRequest {
                 name,
                 num_partitions: partitions,
-                // Until partitions are replicated (issue 7) every topic has
-                // one replica, whatever offsets.topic.replication.factor says.
-                replication_factor: 1,
+                replication_factor,
                 configs,
                 assignments: vec![],
             }],
@@ -253,7 +264,9 @@ impl GroupCoordinator {
             (value, effects, written)
         };
         let written = match written {
-            Ok(Some((partition, last))) => sync_if_due(&partition, last).await,
+            Ok(Some((partition, last, epoch))) => {
+                make_durable(broker, &partition, last, epoch).await
+            }
             Ok(None) => Ok(()),
             Err(code) => Err(code),
         };
@@ -280,8 +293,8 @@ impl GroupCoordinator {
                 let written = append_and_apply(broker, &mut shard, &effects.writes);
                 (effects, written)
             };
-            if let Ok(Some((partition, last))) = written {
-                let _ = sync_if_due(&partition, last).await;
+            if let Ok(Some((partition, last, epoch))) = written {
+                let _ = make_durable(broker, &partition, last, epoch).await;
             }
             self.dispatch(effects.replies);
         }
@@ -349,14 +362,15 @@ fn replay(shard: &mut Shard, partition: &Partition, now: Millis) -> Result<usize
 }
 
 /// Appends `writes` to the shard's own partition as one batch and applies them
-/// to the shard. Returns the partition and last offset when an fsync may be
-/// due, or the Kafka error code for a failed append.
+/// to the shard. Returns the partition, the last offset and the leader epoch
+/// of the append, to make it durable, or the Kafka error code for a failed
+/// append.
 #[allow(clippy::type_complexity)]
 fn append_and_apply(
     broker: &Broker,
     shard: &mut Shard,
     writes: &[Write],
-) -> Result<Option<(Arc<Partition>, Offset)>, i16> {
+) -> Result<Option<(Arc<Partition>, Offset, LeaderEpoch)>, i16> {
     if writes.is_empty() {
         return Ok(None);
     }
@@ -375,12 +389,13 @@ fn append_and_apply(
         tracing::error!(error = %e, "cannot encode group records");
         ResponseError::UnknownServerError.code()
     })?;
-    let outcome = target.log.lock().append(&mut batch, Timestamp::now());
+    let epoch = LeaderEpoch(target.leader_epoch());
+    let outcome = target.append_as_leader(&mut batch, Timestamp::now());
     match outcome {
         Ok(outcome) => {
             shard.apply(writes);
             broker.notify_appended();
-            Ok(Some((target, Offset(outcome.info().last_offset.0))))
+            Ok(Some((target, Offset(outcome.info().last_offset.0), epoch)))
         }
         Err(e) => {
             tracing::error!(partition = %target.tp, error = %e, "cannot write group records");
@@ -392,14 +407,32 @@ fn append_and_apply(
     }
 }
 
-async fn sync_if_due(partition: &Partition, last: Offset) -> Result<(), i16> {
-    if !partition.flush_due() {
-        return Ok(());
+/// Makes a coordinator write durable as Kafka does (acks=all on its own
+/// partition): fsynced when `flush.messages` says so, then on every in-sync
+/// replica within `offsets.commit.timeout.ms`.
+async fn make_durable(
+    broker: &Broker,
+    partition: &Partition,
+    last: Offset,
+    epoch: LeaderEpoch,
+) -> Result<(), i16> {
+    if partition.flush_due() {
+        partition.sync_through(last).await.map_err(|e| {
+            tracing::error!(partition = %partition.tp, error = %e, "cannot sync group records");
+            ResponseError::CoordinatorNotAvailable.code()
+        })?;
     }
-    partition.sync_through(last).await.map_err(|e| {
-        tracing::error!(partition = %partition.tp, error = %e, "cannot sync group records");
-        ResponseError::CoordinatorNotAvailable.code()
-    })
+    let timeout = Duration::from_millis(
+        u64::try_from(broker.config.read().offsets_commit_timeout_ms()).unwrap_or(5000),
+    );
+    match partition.wait_replicated(last, epoch, timeout).await {
+        Ok(()) => Ok(()),
+        Err(ReplicationWait::NotLeader) => Err(ResponseError::NotCoordinator.code()),
+        Err(ReplicationWait::TimedOut) => {
+            tracing::warn!(partition = %partition.tp, offset = last.0, "group records not replicated in time");
+            Err(ResponseError::CoordinatorNotAvailable.code())
+        }
+    }
 }
 
 /// Runs the coordinator's timers until `stop` changes: group deadlines

@@ -15,6 +15,7 @@ mod groups;
 mod handlers;
 mod partition;
 mod producer_ids;
+mod replication;
 mod response;
 mod server;
 mod topics;

@@ -59,6 +59,8 @@ struct BrokerNode {
     registration: watch::Receiver<Registration>,
     accept_task: tokio::task::JoinHandle<()>,
     group_timers: tokio::task::JoinHandle<()>,
+    isr_checks: tokio::task::JoinHandle<()>,
+    checkpoints: tokio::task::JoinHandle<()>,
     reconciler: tokio::task::JoinHandle<()>,
     lifecycle: tokio::task::JoinHandle<()>,
     background: runnel_storage::BackgroundHandle,
@@ -222,6 +224,14 @@ impl Server {
             );
         }
         let group_timers = tokio::spawn(crate::groups::run_timers(broker.clone(), stop_rx.clone()));
+        let isr_checks = tokio::spawn(crate::replication::run_isr_checks(
+            broker.clone(),
+            stop_rx.clone(),
+        ));
+        let checkpoints = tokio::spawn(crate::replication::checkpoint::run(
+            broker.clone(),
+            stop_rx.clone(),
+        ));
         let accept_task = tokio::spawn(accept_loop(
             listener,
             broker.clone(),
@@ -237,6 +247,8 @@ impl Server {
             registration,
             accept_task,
             group_timers,
+            isr_checks,
+            checkpoints,
             reconciler,
             lifecycle,
             background,
@@ -310,7 +322,10 @@ impl BrokerNode {
         let _ = self.stop.send(true);
         let _ = self.accept_task.await;
         let _ = self.group_timers.await;
+        let _ = self.isr_checks.await;
+        let _ = self.checkpoints.await;
         let _ = self.reconciler.await;
+        self.broker.fetchers.shutdown();
         self.broker.groups.shutdown();
         let broker = self.broker;
         let background = self.background;

@@ -2,6 +2,9 @@
 //! its own temp dir and a raw client that speaks frames.
 #![allow(dead_code)]
 
+#[path = "common/cluster.rs"]
+pub mod cluster;
+
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};

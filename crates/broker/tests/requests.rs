@@ -172,9 +172,12 @@ async fn produce_then_fetch_returns_the_same_batch_bytes() {
     assert_eq!(p.high_watermark, 4);
     let records = p.records.clone().unwrap();
     assert_eq!(records.len(), batch.len() * 2);
-    // Offsets were assigned in place; everything after the base offset is
-    // what the producer sent.
-    assert_eq!(&records[8..batch.len()], &batch[8..]);
+    // Offsets and the leader epoch were assigned in place; everything else
+    // is what the producer sent.
+    assert_eq!(&records[8..12], &batch[8..12]);
+    assert_eq!(&records[16..batch.len()], &batch[16..]);
+    let epoch = i32::from_be_bytes(records[12..16].try_into().unwrap());
+    assert!(epoch >= 0, "the leader stamps its epoch: {epoch}");
     assert_eq!(
         i64::from_be_bytes(records[batch.len()..batch.len() + 8].try_into().unwrap()),
         2

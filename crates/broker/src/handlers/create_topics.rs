@@ -51,11 +51,7 @@ pub(crate) async fn handle(
             }
             continue;
         }
-        slots.push(
-            check(topic)
-                .and_then(|wanted| replicated_once(ctx, wanted))
-                .map_err(|(error, message)| failure(&name, error, message)),
-        );
+        slots.push(check(topic).map_err(|(error, message)| failure(&name, error, message)));
     }
     let wanted: Vec<CreateTopicRequest> = slots
         .iter()
@@ -179,44 +175,6 @@ fn check(topic: CreatableTopic) -> Result<CreateTopicRequest, (ResponseError, St
         configs,
         assignments,
     })
-}
-
-/// Partitions are not replicated yet (that comes with the replication
-/// work): a topic asking for more than one replica is refused rather than
-/// recorded with replicas that would never receive a record. Kafka's own
-/// message comes first when there are not even enough brokers.
-fn replicated_once(
-    ctx: &RequestContext,
-    wanted: CreateTopicRequest,
-) -> Result<CreateTopicRequest, (ResponseError, String)> {
-    let replication = match wanted.assignments.first() {
-        Some(replicas) => replicas.len(),
-        None if wanted.replication_factor == -1 => {
-            usize::try_from(ctx.broker.config.read().default_replication_factor()).unwrap_or(0)
-        }
-        None => usize::try_from(wanted.replication_factor).unwrap_or(0),
-    };
-    if replication <= 1 {
-        return Ok(wanted);
-    }
-    let brokers = ctx.broker.image().unfenced_brokers().count();
-    let message = if brokers < replication {
-        format!(
-            "Unable to replicate the partition {replication} time(s): The target replication \
-             factor of {replication} cannot be reached because only {brokers} broker(s) are registered."
-        )
-    } else {
-        format!(
-            "Replication factor {replication}: Runnel does not replicate partitions yet, \
-             every partition has one replica."
-        )
-    };
-    let code = if wanted.assignments.is_empty() {
-        ResponseError::InvalidReplicationFactor
-    } else {
-        ResponseError::InvalidReplicaAssignment
-    };
-    Err((code, message))
 }
 
 fn created_result(

@@ -36,8 +36,8 @@ pub(crate) fn handle(ctx: &RequestContext, request: DeleteRecordsRequest) -> Del
                                 .with_error_code(ResponseError::UnknownTopicOrPartition.code())
                         }
                     };
+                    let high_watermark = partition.high_watermark();
                     let mut log = partition.log.lock();
-                    let high_watermark = log.log_end_offset().0;
                     let target = if p.offset == HIGH_WATERMARK {
                         high_watermark
                     } else {

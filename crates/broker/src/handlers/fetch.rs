@@ -11,7 +11,7 @@ use bytes::{BufMut, BytesMut};
 use kafka_protocol::messages::{ApiKey, FetchRequest};
 use kafka_protocol::protocol::VersionRange;
 use kafka_protocol::ResponseError;
-use runnel_model::Offset;
+use runnel_model::{BrokerId, Offset};
 use runnel_protocol::request::encode_response_header;
 use uuid::Uuid;
 
@@ -57,10 +57,14 @@ pub(crate) async fn handle(ctx: &RequestContext, request: FetchRequest) -> Respo
     let max_wait = Duration::from_millis(request.max_wait_ms.max(0) as u64);
     let deadline = Instant::now() + max_wait;
     let min_bytes = request.min_bytes.max(0) as u64;
+    let replica = replica_of(version, &request);
+    if let Some(follower) = replica {
+        record_follower_progress(ctx, &request, follower);
+    }
     let mut appends = ctx.broker.subscribe_appends();
     loop {
         appends.borrow_and_update();
-        let (topics, bytes, errors) = read_partitions(ctx, &request);
+        let (topics, bytes, errors) = read_partitions(ctx, &request, replica);
         let now = Instant::now();
         if bytes >= min_bytes.max(1) || errors || now >= deadline {
             let chunks = encode_fetch_response(version, ctx.correlation_id, 0, &topics);
@@ -71,7 +75,7 @@ pub(crate) async fn handle(ctx: &RequestContext, request: FetchRequest) -> Respo
             .await
             .is_err()
         {
-            let (topics, _, _) = read_partitions(ctx, &request);
+            let (topics, _, _) = read_partitions(ctx, &request, replica);
             return Response::Chunks(encode_fetch_response(
                 version,
                 ctx.correlation_id,
@@ -82,9 +86,61 @@ pub(crate) async fn handle(ctx: &RequestContext, request: FetchRequest) -> Respo
     }
 }
 
+/// The broker a fetch comes from, if it is a follower's (`replica_id`,
+/// moved into `replica_state` in v15); consumers send -1.
+fn replica_of(version: i16, request: &FetchRequest) -> Option<BrokerId> {
+    let id = if version >= 15 {
+        request.replica_state.replica_id.0
+    } else {
+        request.replica_id.0
+    };
+    (id >= 0).then_some(BrokerId(id))
+}
+
+/// A follower's fetch reports its log end for every partition it asks
+/// for: the leader records it, which may move the high watermark (waking
+/// `acks=all` producers and consumers) and let the follower into the ISR.
+fn record_follower_progress(ctx: &RequestContext, request: &FetchRequest, follower: BrokerId) {
+    let by_id = ctx.api_version >= 13;
+    let now = crate::groups::now_ms();
+    let mut advanced = false;
+    for fetch_topic in &request.topics {
+        let topic = if by_id {
+            ctx.broker.topics.get_by_id(&fetch_topic.topic_id)
+        } else {
+            ctx.broker.topics.get(fetch_topic.topic.0.as_str())
+        };
+        let Some(topic) = topic else { continue };
+        for fetch in &fetch_topic.partitions {
+            let Ok(partition) = topic.led(fetch.partition) else {
+                continue;
+            };
+            if partition
+                .check_leader_epoch(fetch.current_leader_epoch)
+                .is_err()
+            {
+                continue;
+            }
+            let (moved, change) = partition.on_follower_fetch(now, follower, fetch.fetch_offset);
+            advanced |= moved;
+            if let Some(change) = change {
+                crate::replication::request_isr_change(&ctx.broker, partition, change);
+            }
+        }
+    }
+    if advanced {
+        ctx.broker.notify_appended();
+    }
+}
+
 /// Reads every requested partition within the limits; returns the results,
-/// the bytes gathered and whether any partition failed.
-fn read_partitions(ctx: &RequestContext, request: &FetchRequest) -> (Vec<TopicResult>, u64, bool) {
+/// the bytes gathered and whether any partition failed. A follower reads
+/// up to the log end, a consumer up to the high watermark.
+fn read_partitions(
+    ctx: &RequestContext,
+    request: &FetchRequest,
+    replica: Option<BrokerId>,
+) -> (Vec<TopicResult>, u64, bool) {
     let broker = &ctx.broker;
     let by_id = ctx.api_version >= 13;
     // The broker's fetch.max.bytes caps whatever the request asks for.
@@ -128,6 +184,7 @@ fn read_partitions(ctx: &RequestContext, request: &FetchRequest) -> (Vec<TopicRe
                         fetch.fetch_offset,
                         limit,
                         gathered == 0,
+                        replica.is_some(),
                     )
                 }
             };
@@ -154,10 +211,17 @@ fn read_partition(
     offset: i64,
     limit: u64,
     min_one_batch: bool,
+    follower: bool,
 ) -> PartitionResult {
+    let high_watermark = partition.high_watermark();
     let log = partition.log.lock();
-    let high_watermark = log.log_end_offset().0;
+    let log_end_offset = log.log_end_offset().0;
     let log_start_offset = log.log_start_offset().0;
+    let upper = if follower {
+        log_end_offset
+    } else {
+        high_watermark.min(log_end_offset)
+    };
     let mut result = PartitionResult {
         index,
         error_code: 0,
@@ -165,15 +229,15 @@ fn read_partition(
         log_start_offset,
         records: None,
     };
-    if offset < log_start_offset || offset > high_watermark {
+    if offset < log_start_offset || offset > log_end_offset {
         result.error_code = ResponseError::OffsetOutOfRange.code();
         return result;
     }
-    if limit == 0 && !min_one_batch {
+    if (limit == 0 && !min_one_batch) || offset >= upper {
         return result;
     }
     let max_bytes = u32::try_from(limit).unwrap_or(u32::MAX);
-    match log.read(Offset(offset), max_bytes, min_one_batch) {
+    match log.read_below(Offset(offset), max_bytes, min_one_batch, Offset(upper)) {
         Ok(slice) if slice.len > 0 => result.records = Some(Chunk::File(slice)),
         Ok(_) => {}
         Err(e) => {

@@ -22,6 +22,9 @@ const EARLIEST_LOCAL: i64 = -4;
 
 pub(crate) fn handle(ctx: &RequestContext, request: ListOffsetsRequest) -> ListOffsetsResponse {
     let version = ctx.api_version;
+    // A follower (replica_id >= 0) sees the whole log, a consumer only
+    // what every in-sync replica has.
+    let follower = request.replica_id.0 >= 0;
     let topics = request
         .topics
         .into_iter()
@@ -60,7 +63,7 @@ pub(crate) fn handle(ctx: &RequestContext, request: ListOffsetsRequest) -> ListO
                             .with_error_code(error.code())
                             .with_offset(-1)
                             .with_timestamp(-1),
-                        Some(Ok(partition)) => match lookup(partition, p.timestamp) {
+                        Some(Ok(partition)) => match lookup(partition, p.timestamp, follower) {
                             Ok((offset, timestamp)) => response
                                 .with_offset(offset)
                                 .with_timestamp(timestamp)
@@ -87,24 +90,39 @@ pub(crate) fn handle(ctx: &RequestContext, request: ListOffsetsRequest) -> ListO
 }
 
 /// Returns `(offset, timestamp)` for a ListOffsets target; -1 for "none".
-fn lookup(partition: &Partition, target: i64) -> Result<(i64, i64), ResponseError> {
+/// A consumer's answers stay below the high watermark: "latest" is the
+/// watermark, and a record above it is not found by time.
+fn lookup(partition: &Partition, target: i64, follower: bool) -> Result<(i64, i64), ResponseError> {
+    let high_watermark = partition.high_watermark();
     let log = partition.log.lock();
+    let visible_end = if follower {
+        log.log_end_offset().0
+    } else {
+        high_watermark.min(log.log_end_offset().0)
+    };
+    let visible = |(offset, ts): (i64, i64)| {
+        if offset >= visible_end {
+            (-1, -1)
+        } else {
+            (offset, ts)
+        }
+    };
     let storage_error = |e: runnel_storage::LogError| {
         tracing::warn!(partition = %partition.tp, error = %e, "list offsets failed");
         ResponseError::KafkaStorageError
     };
     Ok(match target {
-        LATEST => (log.log_end_offset().0, -1),
+        LATEST => (visible_end, -1),
         EARLIEST | EARLIEST_LOCAL => (log.log_start_offset().0, -1),
         MAX_TIMESTAMP => match log.max_timestamp().map_err(storage_error)? {
-            Some((offset, ts)) => (offset.0, ts.0),
+            Some((offset, ts)) => visible((offset.0, ts.0)),
             None => (-1, -1),
         },
         ts if ts >= 0 => match log
             .offset_for_timestamp(Timestamp(ts))
             .map_err(storage_error)?
         {
-            Some((offset, ts)) => (offset.0, ts.0),
+            Some((offset, ts)) => visible((offset.0, ts.0)),
             None => (-1, -1),
         },
         _ => return Err(ResponseError::InvalidRequest),

@@ -14,6 +14,7 @@ use crate::broker::Broker;
 use crate::connection::RequestContext;
 use crate::response::Response;
 
+mod alter_partition_reassignments;
 mod api_versions;
 mod classic_group;
 mod configs;
@@ -24,13 +25,16 @@ mod delete_records;
 mod delete_topics;
 mod describe_cluster;
 mod describe_log_dirs;
+mod elect_leaders;
 mod fetch;
 mod find_coordinator;
 mod forward;
 mod group_admin;
 mod init_producer_id;
 mod list_offsets;
+mod list_partition_reassignments;
 mod metadata;
+mod offset_for_leader_epoch;
 mod offsets;
 mod produce;
 
@@ -79,6 +83,19 @@ pub(crate) const SUPPORTED: &[ApiSupport] = &[
         configs::INCREMENTAL_ALTER_VERSIONS,
     ),
     api(ApiKey::DescribeCluster, describe_cluster::VERSIONS),
+    api(
+        ApiKey::OffsetForLeaderEpoch,
+        offset_for_leader_epoch::VERSIONS,
+    ),
+    api(ApiKey::ElectLeaders, elect_leaders::VERSIONS),
+    api(
+        ApiKey::AlterPartitionReassignments,
+        alter_partition_reassignments::VERSIONS,
+    ),
+    api(
+        ApiKey::ListPartitionReassignments,
+        list_partition_reassignments::VERSIONS,
+    ),
     api(ApiKey::FindCoordinator, find_coordinator::VERSIONS),
     api(ApiKey::JoinGroup, classic_group::JOIN_VERSIONS),
     api(ApiKey::SyncGroup, classic_group::SYNC_VERSIONS),
@@ -127,6 +144,18 @@ pub(crate) async fn handle(ctx: &RequestContext, api_key: ApiKey, body: RequestK
         RequestKind::ApiVersions(r) => ResponseKind::ApiVersions(api_versions::handle(ctx, r)),
         RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(ctx, r).await),
         RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(list_offsets::handle(ctx, r)),
+        RequestKind::ElectLeaders(r) => {
+            ResponseKind::ElectLeaders(elect_leaders::handle(ctx, r).await)
+        }
+        RequestKind::AlterPartitionReassignments(r) => ResponseKind::AlterPartitionReassignments(
+            alter_partition_reassignments::handle(ctx, r).await,
+        ),
+        RequestKind::ListPartitionReassignments(r) => ResponseKind::ListPartitionReassignments(
+            list_partition_reassignments::handle(ctx, r).await,
+        ),
+        RequestKind::OffsetForLeaderEpoch(r) => {
+            ResponseKind::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(ctx, r))
+        }
         RequestKind::CreateTopics(r) => {
             ResponseKind::CreateTopics(create_topics::handle(ctx, r).await)
         }

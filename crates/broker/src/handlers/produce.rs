@@ -2,6 +2,8 @@
 //! it, make it durable when the topic asks for it, answer with the assigned
 //! offsets.
 
+use std::time::Duration;
+
 use kafka_protocol::messages::produce_response::{
     BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
 };
@@ -9,7 +11,7 @@ use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, Response
 use kafka_protocol::protocol::VersionRange;
 use kafka_protocol::ResponseError;
 use runnel_model::config::{TimestampType, TopicSettings};
-use runnel_model::Timestamp;
+use runnel_model::{LeaderEpoch, Timestamp};
 use runnel_protocol::batch::{
     decode_records, record_infos, validate_batch, BatchError, BatchHeader, BATCH_HEADER_LEN,
     MIN_BATCH_LENGTH,
@@ -18,7 +20,7 @@ use runnel_storage::{AppendInfo, AppendOutcome, LogError};
 
 use super::{encode, str_bytes};
 use crate::connection::RequestContext;
-use crate::partition::Partition;
+use crate::partition::{Partition, ReplicationWait};
 use crate::response::Response;
 
 /// v3 is the first version with v2 record batches, the only format Kafka 4
@@ -50,6 +52,7 @@ impl Failure {
 
 pub(crate) async fn handle(ctx: &RequestContext, request: ProduceRequest) -> Response {
     let acks = request.acks;
+    let timeout = std::time::Duration::from_millis(u64::try_from(request.timeout_ms).unwrap_or(0));
     let mut responses = Vec::with_capacity(request.topic_data.len());
     let mut any_error = false;
     let mut appended = false;
@@ -69,7 +72,7 @@ pub(crate) async fn handle(ctx: &RequestContext, request: ProduceRequest) -> Res
                 )),
                 (Some(Ok(partition)), Some(settings)) => {
                     let records = data.records.as_deref().unwrap_or(&[]);
-                    produce_to(partition, settings, acks, records).await
+                    produce_to(partition, settings, acks, records, timeout).await
                 }
                 (Some(Err(error)), _) => Err(Failure::new(
                     error,
@@ -138,30 +141,35 @@ pub(crate) async fn handle(ctx: &RequestContext, request: ProduceRequest) -> Res
 }
 
 /// Validates, appends and (when `flush.messages` is reached) fsyncs one
-/// partition's batch.
+/// partition's batch; with `acks=all`, waits until every in-sync replica
+/// has it.
 async fn produce_to(
     partition: &Partition,
     settings: &TopicSettings,
     acks: i16,
     records: &[u8],
+    timeout: Duration,
 ) -> Result<AppendInfo, Failure> {
-    if acks == -1 && settings.min_insync_replicas > 1 {
-        // A single node's in-sync replica set is itself.
+    let min_insync = usize::try_from(settings.min_insync_replicas).unwrap_or(1);
+    let in_sync = partition.in_sync_replicas();
+    if acks == -1 && in_sync < min_insync {
         return Err(Failure::new(
             ResponseError::NotEnoughReplicas,
             format!(
-                "min.insync.replicas is {} but only 1 replica is in sync",
-                settings.min_insync_replicas
+                "The size of the current ISR ({in_sync}) is insufficient to satisfy the \
+                 min.isr requirement of {min_insync} for partition {}",
+                partition.tp
             ),
         ));
     }
     validate(settings, records)?;
+    let epoch = LeaderEpoch(partition.leader_epoch());
     let mut owned = records.to_vec();
-    let outcome = partition.log.lock().append(&mut owned, Timestamp::now());
-    let info = match outcome {
+    let info = match partition.append_as_leader(&mut owned, Timestamp::now()) {
         Ok(AppendOutcome::Appended(info)) => info,
-        // A retried batch already in the log: answer with its offsets.
-        Ok(AppendOutcome::Duplicate(info)) => return Ok(info),
+        // A retried batch already in the log: answer with its offsets once
+        // it is as replicated as the original had to be.
+        Ok(AppendOutcome::Duplicate(info)) => info,
         Err(e) => return Err(log_failure(e)),
     };
     if partition.flush_due() {
@@ -169,6 +177,45 @@ async fn produce_to(
             .sync_through(info.last_offset)
             .await
             .map_err(|reason| Failure::new(ResponseError::KafkaStorageError, reason))?;
+    }
+    if acks == -1 {
+        match partition
+            .wait_replicated(info.last_offset, epoch, timeout)
+            .await
+        {
+            Ok(()) => {}
+            Err(ReplicationWait::TimedOut) => {
+                return Err(Failure::new(
+                    ResponseError::RequestTimedOut,
+                    format!(
+                        "the in-sync replicas of {} did not reach offset {} within {} ms",
+                        partition.tp,
+                        info.last_offset,
+                        timeout.as_millis()
+                    ),
+                ))
+            }
+            Err(ReplicationWait::NotLeader) => {
+                return Err(Failure::new(
+                    ResponseError::NotLeaderOrFollower,
+                    format!(
+                        "leadership of {} moved before the write was replicated",
+                        partition.tp
+                    ),
+                ))
+            }
+        }
+        let in_sync = partition.in_sync_replicas();
+        if in_sync < min_insync {
+            return Err(Failure::new(
+                ResponseError::NotEnoughReplicasAfterAppend,
+                format!(
+                    "The size of the current ISR ({in_sync}) is insufficient to satisfy the \
+                     min.isr requirement of {min_insync} for partition {}",
+                    partition.tp
+                ),
+            ));
+        }
     }
     Ok(info)
 }

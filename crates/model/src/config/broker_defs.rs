@@ -87,11 +87,6 @@ pub const RUNNEL_DEFAULT_DIFFERENCES: &[(&str, Option<&str>, &str)] = &[
         "a single node works without configuration",
     ),
     (
-        "offsets.topic.replication.factor",
-        Some("3"),
-        "a single node can create __consumer_offsets",
-    ),
-    (
         "process.roles",
         Some(""),
         "one process is a whole cluster (combined mode)",
@@ -872,8 +867,8 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
     key(
         "offsets.topic.replication.factor",
         Short,
-        Some("1"),
-        "Replication factor of __consumer_offsets.",
+        Some("3"),
+        "Replication factor of __consumer_offsets; a cluster of fewer brokers gets one replica per broker.",
     )
     .with_validator(at_least(1)),
     key(

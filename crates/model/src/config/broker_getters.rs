@@ -455,7 +455,7 @@ mod tests {
         assert_eq!(config.log_retention_check_interval_ms(), 300_000);
         assert_eq!(config.producer_id_expiration_ms(), 86_400_000);
         assert_eq!(config.transactional_id_expiration_ms(), 604_800_000);
-        assert_eq!(config.offsets_topic_replication_factor(), 1);
+        assert_eq!(config.offsets_topic_replication_factor(), 3);
         assert_eq!(config.offsets_retention_ms(), 10_080 * 60_000);
         assert_eq!(
             config.log_message_timestamp_type(),

@@ -88,7 +88,7 @@ fn defaults_equal_kafkas_except_where_documented() {
     assert_eq!(config.get("log.dir").as_deref(), Some("./runnel-data"));
     assert_eq!(
         config.get("offsets.topic.replication.factor").as_deref(),
-        Some("1")
+        Some("3")
     );
     for (name, kafka_default, _) in RUNNEL_DEFAULT_DIFFERENCES {
         let def = broker_config_def(name).unwrap();
