@@ -811,6 +811,122 @@ def test_java_producer_survives_leader_kills(clusters, java_classes, tmp_path):
         compare_cluster_logs(cluster, watch, summary.acks, topic)
 
 
+def rdkafka_producer_command(bootstrap: str, topic: str, acked_path: Path) -> list[str]:
+    """The rdkafka crate's idempotent producer (compat/rust/examples/crash_producer.rs),
+    built if needed (quick when up to date)."""
+    root = Path(__file__).resolve().parent.parent.parent
+    target = Path(os.environ.get("CARGO_TARGET_DIR", root / "target"))
+    build = subprocess.run(
+        ["cargo", "build", "-q", "-p", "runnel-compat-rdkafka", "--example", "crash_producer"],
+        cwd=root,
+        env={**os.environ, "CARGO_TARGET_DIR": str(target)},
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert build.returncode == 0, f"building crash_producer failed:\n{build.stderr[-4000:]}"
+    binary = target / "debug" / "examples" / "crash_producer"
+    return [str(binary), bootstrap, topic, "rdkafka", str(acked_path), str(RATE_PER_S)]
+
+
+def read_values(bootstrap: str, topic: str) -> dict[int, list[tuple[int, str]]]:
+    """Every record's (offset, value) per partition, from the start to the end offsets."""
+    consumer = Consumer({
+        "bootstrap.servers": bootstrap, "group.id": "replication-values", "enable.auto.commit": False,
+        "enable.partition.eof": False, "auto.offset.reset": "earliest",
+    })
+    try:
+        ends = {}
+        for p in range(PARTITIONS):
+            _, ends[p] = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10, cached=False)
+        consumer.assign([TopicPartition(topic, p, 0) for p in range(PARTITIONS)])
+        stored: dict[int, list[tuple[int, str]]] = {p: [] for p in range(PARTITIONS)}
+        positions = {p: -1 for p in range(PARTITIONS)}
+        deadline = time.monotonic() + 60
+        while any(positions[p] + 1 < ends[p] for p in range(PARTITIONS)):
+            assert time.monotonic() < deadline, f"read up to {positions}, ends {ends}"
+            for message in consumer.consume(num_messages=1000, timeout=1.0):
+                if message.error() is not None:
+                    continue
+                positions[message.partition()] = message.offset()
+                stored[message.partition()].append((message.offset(), message.value().decode()))
+        return stored
+    finally:
+        consumer.close()
+
+
+def test_rdkafka_crate_producer_survives_leader_kills(clusters, tmp_path):
+    """The rdkafka crate (librdkafka from Rust), idempotent and acks=all, produces while
+    the leader of partition 0 is killed and restarted twice: every acknowledged record
+    is stored once, at the offset its ack named, in the order it was sent."""
+    cluster = clusters()
+    topic = "replicated-rdkafka-leader-kill"
+    with explained(cluster):
+        create_replicated_topic(cluster, topic)
+        watch = watch_cluster(cluster, [topic])
+        acked_path, err_path = tmp_path / "rdkafka.acked", tmp_path / "rdkafka.err"
+        acked_path.touch()
+        command = rdkafka_producer_command(cluster.bootstrap(), topic, acked_path)
+        with open(err_path, "w") as err:
+            producer = subprocess.Popen(
+                command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True
+            )
+        try:
+
+            def acks_since(since: float) -> float:
+                def count():
+                    return acked_path.read_text().count("\n")
+
+                mark = count()
+                took, _ = wait_until(
+                    "the rdkafka producer's acks=all writes go on", RESUME_TIMEOUT_S,
+                    lambda: ((n := count() - mark) >= ACKS_WHILE_DEGRADED, n), cluster.log_tails,
+                )
+                return took
+
+            wait_until(
+                "first acknowledgements of the rdkafka producer", 30.0,
+                lambda: (acked_path.read_text().count("\n") >= ACKS_WHILE_DEGRADED, err_path.read_text()[-500:]),
+                cluster.log_tails,
+            )
+            for round_ in (1, 2):
+                kill_leader_and_restart(cluster, watch, topic, acks_since, round_)
+            assert producer.poll() is None, f"the rdkafka producer ended early: {err_path.read_text()[-2000:]}"
+            summary_line, _ = producer.communicate(input="", timeout=120)
+        finally:
+            if producer.poll() is None:
+                producer.kill()
+                producer.wait()
+        assert producer.returncode == 0, f"crash_producer exit {producer.returncode}:\n{err_path.read_text()[-4000:]}"
+        counts = dict(pair.split("=") for pair in summary_line.split()[1:])
+        acked = [line.split("\t") for line in acked_path.read_text().splitlines()]
+        assert int(counts["acked"]) == len(acked) and int(counts["failed"]) == 0, (summary_line, len(acked))
+        assert int(counts["sent"]) == len(acked), f"not every record was acknowledged: {summary_line}"
+        wait_replicated(cluster, topic, "every ISR full after the rdkafka producer ended")
+        stored = read_values(cluster.bootstrap(), topic)
+        at = {(p, offset): value for p, records in stored.items() for offset, value in records}
+        lost = [(p, o, v) for p, o, v in acked if at.get((int(p), int(o))) != v]
+        counted: dict[str, int] = {}
+        for records in stored.values():
+            for _, value in records:
+                counted[value] = counted.get(value, 0) + 1
+        duplicated = sorted(v for v, n in counted.items() if n > 1)
+        unordered = [
+            p for p, records in stored.items()
+            if [v for _, v in records] != sorted(v for _, v in records)
+        ]
+        consumed = sum(len(r) for r in stored.values())
+        print(f"acknowledged={len(acked)} consumed={consumed} lost={len(lost)} duplicated={len(duplicated)} "
+              f"(rdkafka crate producer, leader killed twice: out of order in {len(unordered)} partitions)")
+        assert not lost, f"acknowledged but not stored at their offsets: {lost[:10]}"
+        assert not duplicated, f"stored twice: {duplicated[:10]}"
+        assert not unordered, f"out of order in partitions {unordered}"
+        assert consumed == len(acked), "a record was stored that was never acknowledged"
+        compare_cluster_logs(
+            cluster, watch, [Ack(int(p), int(o), i) for i, (p, o, _) in enumerate(acked)], topic
+        )
+
+
 # --- consumer groups -------------------------------------------------------------------
 
 
