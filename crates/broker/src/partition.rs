@@ -353,11 +353,11 @@ impl Partition {
             task.up_to() > offset,
             "a flush task covers every append made"
         );
-        let outcome = tokio::task::spawn_blocking(move || task.run().map(|()| task.up_to())).await;
+        let outcome = tokio::task::spawn_blocking(move || task.run().map(|()| task)).await;
         let mut log = self.log.lock();
         match outcome {
-            Ok(Ok(up_to)) => {
-                log.mark_flushed(up_to);
+            Ok(Ok(task)) => {
+                log.mark_flushed(&task);
                 Ok(())
             }
             Ok(Err(e)) => {

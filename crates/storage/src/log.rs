@@ -87,42 +87,42 @@ impl AppendOutcome {
 
 /// Files to fsync to make the log durable up to an offset; run outside the
 /// log lock, then report with [`Log::mark_flushed`].
+///
+/// A task remembers the log's truncation generation when it was taken. If
+/// [`Log::truncate_to`] or [`Log::truncate_fully_and_start_at`] runs before
+/// the task is reported, the log it describes is gone: its `up_to` may lie
+/// past the new end, later appends there went to bytes or segment files
+/// the task never fsynced, and its files may belong to deleted segments.
+/// [`Log::mark_flushed`] therefore ignores such a task.
 #[derive(Debug, Clone)]
 pub struct FlushTask {
     pub(crate) io: Arc<dyn StorageIo>,
     pub(crate) dir: PathBuf,
     pub(crate) files: Vec<Arc<File>>,
     pub(crate) up_to: Offset,
+    /// `Log::truncations` when the task was taken.
+    pub(crate) generation: u64,
 }
 
 impl FlushTask {
-    /// Fsyncs the files and the directory, then records the recovery point.
-    /// An error is a failed fsync and must take the log offline
-    /// ([`Log::mark_offline`]): after it the kernel may have dropped the
-    /// dirty pages, so retrying could report durability that is not there.
-    /// A recovery-point checkpoint that cannot be written is only logged:
-    /// the data is durable, and an older checkpoint merely makes the next
-    /// recovery validate more.
+    /// Fsyncs the files and the directory. An error is a failed fsync and
+    /// must take the log offline ([`Log::mark_offline`]): after it the
+    /// kernel may have dropped the dirty pages, so retrying could report
+    /// durability that is not there.
+    ///
+    /// The recovery point is recorded (in memory and in its checkpoint
+    /// file) only by [`Log::mark_flushed`], under the log lock: a task
+    /// that lost a race with a truncation must not overwrite the
+    /// truncation's own, lower checkpoint.
     pub fn run(&self) -> io::Result<()> {
         for file in &self.files {
             self.io.sync_data(file)?;
         }
-        self.io.sync_dir(&self.dir)?;
-        let written = checkpoint::write_offset(
-            &*self.io,
-            &self.dir,
-            RECOVERY_POINT_FILE,
-            self.up_to.0,
-            false,
-        );
-        if let Err(err) = written {
-            tracing::warn!(dir = %self.dir.display(), %err, "could not write the recovery point checkpoint");
-        }
-        Ok(())
+        self.io.sync_dir(&self.dir)
     }
 
     /// The offset below which the log is durable once [`FlushTask::run`]
-    /// succeeds.
+    /// succeeds, unless the log was truncated since the task was taken.
     pub fn up_to(&self) -> Offset {
         self.up_to
     }
@@ -149,6 +149,9 @@ pub struct Log {
     /// A write of the epoch checkpoint failed after a change that could
     /// not be undone; the next chance rewrites it.
     pub(crate) epochs_unsaved: bool,
+    /// Truncations of the log's end so far (since the open); a
+    /// [`FlushTask`] taken under an older count is stale.
+    pub(crate) truncations: u64,
 }
 
 impl Log {
@@ -605,19 +608,34 @@ impl Log {
             dir: self.dir.clone(),
             files,
             up_to: Offset(log_end_offset),
+            generation: self.truncations,
         })
     }
 
-    /// Records that a [`FlushTask`] covering offsets below `up_to` succeeded.
-    /// Ignored once the log is offline: a flush that raced with a failed
-    /// one proves nothing.
-    pub fn mark_flushed(&mut self, up_to: Offset) {
+    /// Records that `task` ran successfully: the log is durable below its
+    /// `up_to`. Raises the recovery point and writes its checkpoint file
+    /// (not fsynced: a lost checkpoint only makes the next recovery
+    /// validate more; one that cannot be written is logged).
+    ///
+    /// Ignored once the log is offline (a flush that raced with a failed
+    /// one proves nothing) and for a task taken before a truncation (see
+    /// [`FlushTask`]): the next flush covers that data again.
+    pub fn mark_flushed(&mut self, task: &FlushTask) {
         if self.offline.is_some() {
             return;
         }
-        let up_to = up_to.0.min(self.log_end_offset().0);
+        if task.generation != self.truncations {
+            tracing::debug!(partition = %self.partition_name(), up_to = %task.up_to, "ignoring a flush taken before a truncation");
+            return;
+        }
+        let up_to = task.up_to.0.min(self.log_end_offset().0);
         if up_to > self.recovery_point {
             self.recovery_point = up_to;
+            let written =
+                checkpoint::write_offset(&*self.io, &self.dir, RECOVERY_POINT_FILE, up_to, false);
+            if let Err(err) = written {
+                tracing::warn!(partition = %self.partition_name(), %err, "could not write the recovery point checkpoint");
+            }
         }
         self.last_flush_time = Timestamp::now();
     }
@@ -639,7 +657,7 @@ impl Log {
             if let Err(err) = task.run() {
                 return Err(self.poison("fsync", err));
             }
-            self.mark_flushed(task.up_to());
+            self.mark_flushed(&task);
         }
         Ok(())
     }

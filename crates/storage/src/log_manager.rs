@@ -177,7 +177,7 @@ impl Inner {
             };
             if let Some(task) = task {
                 match task.run() {
-                    Ok(()) => log.lock().mark_flushed(task.up_to()),
+                    Ok(()) => log.lock().mark_flushed(&task),
                     Err(err) => log
                         .lock()
                         .mark_offline(format!("fsync of {tp} failed: {err}")),

@@ -275,6 +275,7 @@ pub(crate) fn open(
         cleaner: CleanerState::default(),
         epochs: LeaderEpochCache::default(),
         epochs_unsaved: false,
+        truncations: 0,
     };
     log.cleaner = CleanerState::load(dir, log.log_start_offset, log_end_offset);
     restore_epochs(&mut log, &mut report)?;

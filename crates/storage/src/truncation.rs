@@ -48,8 +48,10 @@ impl Log {
     /// producer state is what it was at the new end (rebuilt from the
     /// newest snapshot at or below it, later snapshots deleted): a resend
     /// of a removed batch is appended again, not taken for a duplicate. A
-    /// compaction pass in progress is abandoned at its swap. Reopening the
-    /// log, after a clean close or not, finds the same state.
+    /// compaction pass in progress is abandoned at its swap. A
+    /// [`crate::FlushTask`] taken before is stale: [`Log::mark_flushed`]
+    /// ignores it. Reopening the log, after a clean close or not, finds the
+    /// same state.
     pub fn truncate_to(&mut self, offset: Offset) -> Result<(), LogError> {
         self.check_online()?;
         if offset.0 < 0 {
@@ -61,6 +63,9 @@ impl Log {
         if offset.0 <= self.log_start_offset {
             return self.truncate_fully_and_start_at(offset);
         }
+        // Counted before anything is cut: a flush task taken earlier must
+        // not vouch for the log that replaces this one.
+        self.truncations += 1;
         if let Err(err) = self.cut_segments(offset) {
             return Err(self.poison("truncation", err));
         }
@@ -120,9 +125,10 @@ impl Log {
     /// Deletes every segment and starts an empty log at `offset`: the log
     /// start and end offsets become `offset` (the log start persisted),
     /// the leader epochs and producer state are forgotten (snapshots
-    /// deleted) and the cleaner starts over. A follower does this when the
-    /// leader's log starts past its end, or when the leader's log start
-    /// falls inside the batch the follower needs next.
+    /// deleted), the cleaner starts over and a [`crate::FlushTask`] taken
+    /// before is stale. A follower does this when the leader's log starts
+    /// past its end, or when the leader's log start falls inside the batch
+    /// the follower needs next.
     ///
     /// ```text
     /// segments [0..99] [100..249], log_start_offset 0, log_end_offset 250
@@ -165,6 +171,7 @@ impl Log {
             }
             return Err(LogError::from_write(err));
         }
+        self.truncations += 1;
         if let Err(err) = self.replace_all_segments(reused, created) {
             return Err(self.poison("truncation", err));
         }

@@ -104,7 +104,7 @@ fn flush_task_that_raced_a_failed_fsync_does_not_mark_the_log_flushed() {
     io.inject(Fault::sync_data());
     assert!(log.flush().is_err());
     task.run().unwrap();
-    log.mark_flushed(task.up_to());
+    log.mark_flushed(&task);
     assert_eq!(log.unflushed_messages(), 1);
     assert!(log.is_offline());
 }

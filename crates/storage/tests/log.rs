@@ -505,7 +505,7 @@ fn flush_task_covers_unflushed_data_and_marks_it_flushed() {
     assert_eq!(task.up_to(), Offset(20));
     append(&mut log, batch(1, 1, 1), 1);
     task.run().unwrap();
-    log.mark_flushed(task.up_to());
+    log.mark_flushed(&task);
     assert_eq!(log.unflushed_messages(), 1);
     log.flush().unwrap();
     assert_eq!(log.unflushed_messages(), 0);

@@ -570,6 +570,118 @@ fn truncate_fully_and_start_at_forgets_everything() {
     check(&log);
 }
 
+fn recovery_point_checkpoint(dir: &Path) -> i64 {
+    std::fs::read_to_string(dir.join("recovery-point-offset-checkpoint"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// A flush task taken before a truncation and reported after the log was
+/// appended past its `up_to` again must not move the recovery point (nor
+/// its checkpoint) over the new, never fsynced tail: an unclean reopen
+/// still validates that tail and finds a torn batch in it.
+#[test]
+fn flush_task_taken_before_a_truncation_does_not_vouch_for_the_new_tail() {
+    type Truncate = fn(&mut Log) -> Result<(), LogError>;
+    let truncations: [(&str, Truncate); 2] = [
+        ("truncate_to", |log| log.truncate_to(Offset(10))),
+        ("truncate_fully_and_start_at", |log| {
+            log.truncate_fully_and_start_at(Offset(10))
+        }),
+    ];
+    for (what, truncate) in truncations {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = open(dir.path(), small_segments(), false);
+        for _ in 0..2 {
+            lead(&mut log, fresh(2), 0);
+        }
+        log.flush().unwrap();
+        for _ in 2..20 {
+            lead(&mut log, fresh(2), 0);
+        }
+        let stale = log.flush_task().unwrap();
+        assert_eq!(stale.up_to(), Offset(40), "{what}");
+
+        truncate(&mut log).unwrap();
+        let floor = log.log_end_offset().0 - log.unflushed_messages();
+        assert!(floor <= 10, "{what}: recovery point {floor}");
+        assert_eq!(recovery_point_checkpoint(dir.path()), floor, "{what}");
+        while log.log_end_offset() < Offset(80) {
+            lead(&mut log, fresh(2), 1);
+        }
+        stale.run().unwrap();
+        log.mark_flushed(&stale);
+        assert_eq!(
+            log.log_end_offset().0 - log.unflushed_messages(),
+            floor,
+            "{what}: the stale task moved the recovery point"
+        );
+        assert_eq!(
+            recovery_point_checkpoint(dir.path()),
+            floor,
+            "{what}: the stale task rewrote the checkpoint"
+        );
+        let expected = read_all(&log);
+        drop(log);
+
+        // Tear the last batch of a segment past the truncation point that
+        // the stale `up_to` would have covered whole (so trusted).
+        let bases: Vec<i64> = files_with_ext(dir.path(), "log")
+            .iter()
+            .map(|p| base_of(p))
+            .collect();
+        let torn = bases
+            .windows(2)
+            .find(|w| w[0] >= 10 && w[1] <= 40)
+            .map(|w| w[0])
+            .unwrap_or_else(|| panic!("{what}: no segment within [10, 40): {bases:?}"));
+        let path = segment_path(dir.path(), torn, "log");
+        let mut bytes = std::fs::read(&path).unwrap();
+        let len = bytes.len();
+        bytes[len - 1] ^= 0xFF;
+        std::fs::write(&path, bytes).unwrap();
+
+        let (log, report) = Log::open(dir.path(), small_segments(), false).unwrap();
+        assert_eq!(report.dropped_batches, 1, "{what}: {report}");
+        assert!(report.dropped_segments >= 1, "{what}: {report}");
+        let end = log.log_end_offset().0;
+        assert!(
+            torn < end && end < 40,
+            "{what}: end {end}, torn segment {torn}"
+        );
+        let kept: Vec<_> = expected.into_iter().filter(|(b, _)| *b < end).collect();
+        assert_eq!(read_all(&log), kept, "{what}");
+    }
+}
+
+#[test]
+fn flush_task_taken_after_a_truncation_is_honoured_and_a_stale_one_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path(), small_segments(), false);
+    for _ in 0..20 {
+        lead(&mut log, fresh(2), 0);
+    }
+    let stale = log.flush_task().unwrap();
+    log.truncate_to(Offset(30)).unwrap();
+    lead(&mut log, fresh(2), 1);
+    let fresh_task = log.flush_task().unwrap();
+    assert_eq!(fresh_task.up_to(), Offset(32));
+    lead(&mut log, fresh(2), 1);
+    fresh_task.run().unwrap();
+    stale.run().unwrap();
+    log.mark_flushed(&fresh_task);
+    assert_eq!(log.unflushed_messages(), 2);
+    assert_eq!(recovery_point_checkpoint(dir.path()), 32);
+    log.mark_flushed(&stale);
+    assert_eq!(log.unflushed_messages(), 2);
+    assert_eq!(recovery_point_checkpoint(dir.path()), 32);
+    log.flush().unwrap();
+    assert_eq!(log.unflushed_messages(), 0);
+    assert_eq!(recovery_point_checkpoint(dir.path()), 34);
+}
+
 /// What a reopen must preserve.
 #[derive(Debug, PartialEq)]
 struct State {
