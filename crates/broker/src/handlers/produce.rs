@@ -19,6 +19,7 @@ use runnel_protocol::batch::{
 use runnel_storage::{AppendInfo, AppendOutcome, LogError};
 
 use super::{encode, str_bytes};
+use crate::broker::Broker;
 use crate::connection::RequestContext;
 use crate::partition::{Partition, ReplicationWait};
 use crate::response::Response;
@@ -55,7 +56,6 @@ pub(crate) async fn handle(ctx: &RequestContext, request: ProduceRequest) -> Res
     let timeout = std::time::Duration::from_millis(u64::try_from(request.timeout_ms).unwrap_or(0));
     let mut responses = Vec::with_capacity(request.topic_data.len());
     let mut any_error = false;
-    let mut appended = false;
     for topic_data in request.topic_data {
         let name = topic_data.name.0.to_string();
         let topic = ctx.broker.topics.get(&name);
@@ -72,7 +72,7 @@ pub(crate) async fn handle(ctx: &RequestContext, request: ProduceRequest) -> Res
                 )),
                 (Some(Ok(partition)), Some(settings)) => {
                     let records = data.records.as_deref().unwrap_or(&[]);
-                    produce_to(partition, settings, acks, records, timeout).await
+                    produce_to(&ctx.broker, partition, settings, acks, records, timeout).await
                 }
                 (Some(Err(error)), _) => Err(Failure::new(
                     error,
@@ -86,7 +86,6 @@ pub(crate) async fn handle(ctx: &RequestContext, request: ProduceRequest) -> Res
             let response = PartitionProduceResponse::default().with_index(data.index);
             partitions.push(match outcome {
                 Ok(info) => {
-                    appended = true;
                     response
                         .with_base_offset(info.base_offset.0)
                         .with_log_append_time_ms(info.log_append_time.0)
@@ -121,9 +120,6 @@ pub(crate) async fn handle(ctx: &RequestContext, request: ProduceRequest) -> Res
                 .with_partition_responses(partitions),
         );
     }
-    if appended {
-        ctx.broker.notify_appended();
-    }
     if acks == 0 {
         // The client reads no response; Kafka closes the connection so that
         // it notices a failed produce at all.
@@ -144,6 +140,7 @@ pub(crate) async fn handle(ctx: &RequestContext, request: ProduceRequest) -> Res
 /// partition's batch; with `acks=all`, waits until every in-sync replica
 /// has it.
 async fn produce_to(
+    broker: &Broker,
     partition: &Partition,
     settings: &TopicSettings,
     acks: i16,
@@ -172,6 +169,9 @@ async fn produce_to(
         Ok(AppendOutcome::Duplicate(info)) => info,
         Err(e) => return Err(log_failure(e)),
     };
+    // Followers long-polling for this partition fetch the batch now, not
+    // when this request is answered: acks=all waits for them.
+    broker.notify_appended();
     if partition.flush_due() {
         partition
             .sync_through(info.last_offset)
