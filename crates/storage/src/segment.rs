@@ -1,6 +1,7 @@
 //! One segment of a partition log: the `.log` file of batches plus its
 //! offset and time indexes, and the scan that validates and re-indexes it.
 
+use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -74,7 +75,15 @@ pub(crate) struct Segment {
     bytes_since_last_index: u64,
     rolling_timestamp: Option<i64>,
     created_ms: i64,
+    /// The last batches written, contiguous and in order, so that reads at
+    /// the tail — followers and consumers keeping up, the high-watermark
+    /// bound — find their batch without reading headers from the file.
+    /// Cleared when the segment is sealed.
+    recent: VecDeque<(u64, BatchHeader)>,
 }
+
+/// How many of the last batches of the active segment [`Segment`] keeps.
+const RECENT_BATCHES: usize = 128;
 
 impl Segment {
     /// Creates an empty segment starting at `base_offset` (files
@@ -136,6 +145,7 @@ impl Segment {
             bytes_since_last_index: 0,
             rolling_timestamp: None,
             created_ms: now_ms,
+            recent: VecDeque::new(),
         })
     }
 
@@ -177,6 +187,7 @@ impl Segment {
             bytes_since_last_index: 0,
             rolling_timestamp: None,
             created_ms: now_ms,
+            recent: VecDeque::new(),
         };
         let trusted = mode == OpenMode::Trusted && index_sane && time_sane;
         if trusted && segment.load_trusted(config)? {
@@ -189,6 +200,7 @@ impl Segment {
     /// Restores the in-memory state from trusted indexes plus a header walk
     /// of the tail. Returns false if anything looked wrong.
     fn load_trusted(&mut self, config: &LogConfig) -> io::Result<bool> {
+        self.recent.clear();
         let (start_relative, start_position) = self.index.last().unwrap_or((0, 0));
         if let Some((timestamp, relative)) = self.time_index.last() {
             self.max_timestamp = timestamp;
@@ -224,6 +236,7 @@ impl Segment {
     /// Validates every batch from the start, truncates at the first bad one
     /// and rebuilds both indexes.
     pub(crate) fn recover(&mut self, config: &LogConfig) -> io::Result<ScanOutcome> {
+        self.recent.clear();
         self.index.reset()?;
         self.time_index.reset()?;
         self.next_offset = self.base_offset;
@@ -326,7 +339,32 @@ impl Segment {
         }
         self.bytes_since_last_index += header.total_len() as u64;
         self.next_offset = header.last_offset() + 1;
+        let contiguous = self
+            .recent
+            .back()
+            .is_none_or(|(at, last)| at + last.total_len() as u64 == position);
+        if !contiguous {
+            self.recent.clear();
+        }
+        self.recent.push_back((position, *header));
+        if self.recent.len() > RECENT_BATCHES {
+            self.recent.pop_front();
+        }
         Ok(())
+    }
+
+    /// The first recent batch whose last offset is at least `offset`, if
+    /// the recent batches cover it (every batch before the first recent one
+    /// ends below it).
+    fn recent_batch(&self, offset: i64) -> Option<(u64, BatchHeader)> {
+        let (_, first) = self.recent.front()?;
+        if offset < first.base_offset {
+            return None;
+        }
+        let at = self
+            .recent
+            .partition_point(|(_, h)| h.last_offset() < offset);
+        self.recent.get(at).copied()
     }
 
     fn relative(&self, offset: i64) -> u32 {
@@ -373,6 +411,7 @@ impl Segment {
     /// still hold part of the write: the caller must take the log offline.
     pub(crate) fn roll_back(&mut self, mark: &SegmentMark) -> io::Result<()> {
         debug_assert!(mark.size <= self.size);
+        self.recent.retain(|(at, _)| *at < mark.size);
         self.size = mark.size;
         self.next_offset = mark.next_offset;
         self.max_timestamp = mark.max_timestamp;
@@ -399,6 +438,7 @@ impl Segment {
     /// ```
     pub(crate) fn truncate_to_position(&mut self, position: u64) -> io::Result<()> {
         debug_assert!(position <= self.size);
+        self.recent.retain(|(at, _)| *at < position);
         self.index
             .truncate_entries(self.index.entries_below_position(position))?;
         self.io.set_len(&self.log, position)?;
@@ -470,6 +510,9 @@ impl Segment {
         if offset >= self.next_offset {
             return Ok(None);
         }
+        if let Some(hit) = self.recent_batch(offset) {
+            return Ok(Some(hit));
+        }
         let relative = self.relative(offset.max(self.base_offset));
         self.scan_from(u64::from(self.index.lookup(relative)), |h| {
             h.last_offset() >= offset
@@ -494,6 +537,20 @@ impl Segment {
     ) -> io::Result<u64> {
         let mut end = position + first_len;
         let limit = position.saturating_add(max_bytes).min(self.size);
+        let from = self.recent.partition_point(|(at, _)| *at < position);
+        if self.recent.get(from).is_some_and(|(at, _)| *at == position) {
+            // The batches from `position` on are recent: no header to read.
+            for (at, header) in self.recent.iter().skip(from + 1) {
+                let next_end = at + header.total_len() as u64;
+                if *at != end || next_end > limit {
+                    return Ok(end);
+                }
+                end = next_end;
+            }
+            if end >= limit {
+                return Ok(end);
+            }
+        }
         if let Some(indexed) = self
             .index
             .floor_position(u32::try_from(limit).unwrap_or(u32::MAX))
@@ -579,6 +636,7 @@ impl Segment {
     /// Records the segment's final max timestamp in the time index, so a
     /// trusted reopen knows it (called at roll and close).
     pub(crate) fn seal(&mut self) -> io::Result<()> {
+        self.recent = VecDeque::new();
         if self.max_timestamp >= 0 && self.next_offset > self.base_offset {
             let relative = self.relative(self.offset_of_max_timestamp);
             self.time_index.maybe_append(self.max_timestamp, relative)?;
