@@ -54,6 +54,8 @@ create rf3a1 1 3 2
 create rf3aall 1 3 2
 create rf3p3aall 3 3 2
 create rf3lat 1 3 2
+create rf3lat0 1 3 2
+create rf1lat 1 1 1
 # Let the followers join before measuring.
 sleep 3
 
@@ -78,7 +80,17 @@ row "produce 100 B, RF=1, acks=1" 40 "${produce[@]}" --topic rf1 --acks 1
 row "produce 100 B, RF=3, acks=1" 40 "${produce[@]}" --topic rf3a1 --acks 1
 row "produce 100 B, RF=3, min.insync=2, acks=all" 40 "${produce[@]}" --topic rf3aall --acks all
 row "produce 100 B, RF=3, 3 partitions, acks=all" 40 "${produce[@]}" --topic rf3p3aall --partitions 3 --acks all
-row "latency at $LATENCY_RATE records/s, RF=3, acks=all, linger.ms=0" 40 latency --topic rf3lat \
+# Produce-to-consume latency: with librdkafka's default linger.ms=5 beside RF=1; then
+# with linger.ms=0, where every record starts its own request and a connection's
+# requests are served one at a time (as Kafka does), each waiting one replication
+# round: below the rate those rounds sustain, and above it.
+row "latency at $LATENCY_RATE records/s, RF=1, acks=all, linger.ms=5" 40 latency --topic rf1lat \
+    --acks all --linger-ms 5 --rate "$LATENCY_RATE" --duration-secs 10
+row "latency at $LATENCY_RATE records/s, RF=3, acks=all, linger.ms=5" 40 latency --topic rf3lat \
+    --acks all --linger-ms 5 --rate "$LATENCY_RATE" --duration-secs 10
+row "latency at 3000 records/s, RF=3, acks=all, linger.ms=0" 40 latency --topic rf3lat0 \
+    --acks all --linger-ms 0 --rate 3000 --duration-secs 10
+row "latency at $LATENCY_RATE records/s, RF=3, acks=all, linger.ms=0" 60 latency --topic rf3lat0 \
     --acks all --linger-ms 0 --rate "$LATENCY_RATE" --duration-secs 10
 
 python3 - "$OUT" <<'PY'
