@@ -204,6 +204,11 @@ impl LeaderState {
         fetch_offset: i64,
         leader_log_end: i64,
     ) -> (bool, Option<IsrChange>) {
+        // A fetch from outside the log (a confused or lying peer) is answered
+        // OFFSET_OUT_OF_RANGE and says nothing about the follower, as in Kafka.
+        if !(0..=leader_log_end).contains(&fetch_offset) {
+            return (false, None);
+        }
         let Some(progress) = self.followers.get_mut(&follower) else {
             return (false, None);
         };
@@ -319,6 +324,31 @@ mod tests {
         // the watermark back.
         state.on_follower_fetch(3, BrokerId(3), 4, 10);
         assert_eq!(state.high_watermark(), 6);
+    }
+
+    #[test]
+    fn a_fetch_from_outside_the_log_counts_for_nothing() {
+        let mut state = three_in_sync(0);
+        state.on_follower_fetch(1, BrokerId(2), 10, 10);
+        assert_eq!(
+            state.on_follower_fetch(1, BrokerId(3), 1_000, 10),
+            (false, None)
+        );
+        assert_eq!(
+            state.on_follower_fetch(1, BrokerId(3), -5, 10),
+            (false, None)
+        );
+        assert_eq!(state.follower_end(BrokerId(3)), None);
+        assert_eq!(
+            state.high_watermark(),
+            0,
+            "follower 3 has not really fetched"
+        );
+        assert_eq!(
+            state.on_follower_fetch(2, BrokerId(9), 10, 10),
+            (false, None),
+            "not a replica"
+        );
     }
 
     #[test]
