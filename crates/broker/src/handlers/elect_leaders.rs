@@ -1,6 +1,7 @@
 //! ElectLeaders (KIP-183, KIP-460): preferred or unclean leader election
 //! for some partitions or all, through the controller.
 
+use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
 use kafka_protocol::messages::elect_leaders_response::{PartitionResult, ReplicaElectionResult};
 use kafka_protocol::messages::{ElectLeadersRequest, ElectLeadersResponse};
 use kafka_protocol::protocol::VersionRange;
@@ -46,23 +47,11 @@ pub(crate) async fn handle(
                     Ok(name) => {
                         wanted.extend(t.partitions.iter().map(|p| (name.clone(), PartitionId(*p))))
                     }
-                    Err(e) => results.push(
-                        ReplicaElectionResult::default()
-                            .with_topic(t.topic.clone())
-                            .with_partition_result(
-                                t.partitions
-                                    .iter()
-                                    .map(|p| {
-                                        PartitionResult::default()
-                                            .with_partition_id(*p)
-                                            .with_error_code(
-                                                ResponseError::UnknownTopicOrPartition.code(),
-                                            )
-                                            .with_error_message(Some(str_bytes(e.to_string())))
-                                    })
-                                    .collect(),
-                            ),
-                    ),
+                    Err(e) => results.push(refused_topic(
+                        t,
+                        ResponseError::UnknownTopicOrPartition,
+                        &e.to_string(),
+                    )),
                 }
             }
             Some(wanted)
@@ -130,20 +119,28 @@ fn invalid_names(request: &ElectLeadersRequest, message: &str) -> Vec<ReplicaEle
         .topic_partitions
         .iter()
         .flatten()
-        .map(|t| {
-            ReplicaElectionResult::default()
-                .with_topic(t.topic.clone())
-                .with_partition_result(
-                    t.partitions
-                        .iter()
-                        .map(|p| {
-                            PartitionResult::default()
-                                .with_partition_id(*p)
-                                .with_error_code(ResponseError::InvalidRequest.code())
-                                .with_error_message(Some(str_bytes(message.to_string())))
-                        })
-                        .collect(),
-                )
-        })
+        .map(|t| refused_topic(t, ResponseError::InvalidRequest, message))
         .collect()
+}
+
+/// Every partition of `topic` refused with `error` and `message`.
+fn refused_topic(
+    topic: &TopicPartitions,
+    error: ResponseError,
+    message: &str,
+) -> ReplicaElectionResult {
+    ReplicaElectionResult::default()
+        .with_topic(topic.topic.clone())
+        .with_partition_result(
+            topic
+                .partitions
+                .iter()
+                .map(|p| {
+                    PartitionResult::default()
+                        .with_partition_id(*p)
+                        .with_error_code(error.code())
+                        .with_error_message(Some(str_bytes(message.to_string())))
+                })
+                .collect(),
+        )
 }

@@ -238,13 +238,21 @@ async fn connect(broker: &Broker, leader: BrokerId) -> Result<Connection, Broken
     .map_err(|e| Broken(e.to_string()))
 }
 
-/// Marks `key` for a retry after `backoff` (if it is still the same entry).
-fn delay(partitions: &Entries, key: Key, epoch: LeaderEpoch, backoff: Duration) {
+/// Changes `key`'s entry with `change` if it still follows in `epoch`: an
+/// outcome of a request made for an older leadership is dropped.
+fn update(partitions: &Entries, key: Key, epoch: LeaderEpoch, change: impl FnOnce(&mut Entry)) {
     if let Some(e) = partitions.lock().get_mut(&key) {
         if e.epoch == epoch {
-            e.retry_at = Some(Instant::now() + backoff);
+            change(e);
         }
     }
+}
+
+/// Marks `key` for a retry after `backoff` (if it is still the same entry).
+fn delay(partitions: &Entries, key: Key, epoch: LeaderEpoch, backoff: Duration) {
+    update(partitions, key, epoch, |e| {
+        e.retry_at = Some(Instant::now() + backoff)
+    });
 }
 
 fn wire_name(partition: &Partition) -> WireTopicName {
@@ -289,12 +297,10 @@ async fn truncate_divergent(
             }
         }
         p.clamp_high_watermark();
-        if let Some(e) = partitions.lock().get_mut(&key) {
-            if e.epoch == entry.epoch {
-                e.truncate = false;
-                e.retry_at = None;
-            }
-        }
+        update(partitions, key, entry.epoch, |e| {
+            e.truncate = false;
+            e.retry_at = None;
+        });
     }
     Ok(())
 }
@@ -469,12 +475,10 @@ fn apply_fetched(
             if let Err(e) = log.append_as_follower(records) {
                 tracing::warn!(partition = %p.tp, error = %e, "cannot append fetched records");
                 drop(log);
-                if let Some(e) = partitions.lock().get_mut(&key) {
-                    if e.epoch == entry.epoch {
-                        e.truncate = true;
-                        e.retry_at = Some(Instant::now() + backoff);
-                    }
-                }
+                update(partitions, key, entry.epoch, |e| {
+                    e.truncate = true;
+                    e.retry_at = Some(Instant::now() + backoff);
+                });
                 return;
             }
         }
@@ -539,10 +543,8 @@ async fn out_of_range(
             drop(log);
             delay(partitions, key, entry.epoch, backoff);
         }
-    } else if let Some(e) = partitions.lock().get_mut(&key) {
-        if e.epoch == entry.epoch {
-            e.truncate = true;
-        }
+    } else {
+        update(partitions, key, entry.epoch, |e| e.truncate = true);
     }
     Ok(())
 }
