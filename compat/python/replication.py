@@ -27,6 +27,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -131,7 +132,8 @@ class Ack:
     None when the producer did not report it (the Java driver)."""
 
     partition: int
-    offset: int
+    # None when librdkafka reports a delivery without its offset.
+    offset: int | None
     seq: int
     at: float | None = None
 
@@ -447,7 +449,10 @@ def check_delivery(scenario: str, summary: ProduceSummary, stored: list[Stored],
         offsets = stored_at.get((p, seq))
         if not offsets:
             tallies[p].lost.append(seq)
-        elif offset not in offsets:
+        elif offset is not None and offset not in offsets:
+            # librdkafka reports some deliveries without an offset (a record
+            # it infers was persisted from the acks of later ones); those are
+            # checked by being stored exactly once, like any other.
             tallies[p].misplaced.append((seq, offset, offsets))
     return DeliveryReport(scenario, tallies, summary)
 
@@ -458,6 +463,63 @@ def assert_delivered(report: DeliveryReport, *, every_record_acknowledged: bool 
     problems = report.problems(every_record_acknowledged=every_record_acknowledged)
     assert not problems, f"{report.scenario}: {len(problems)} problem(s):\n" + "\n".join(problems)
     assert report.total("acknowledged") > 0, f"{report.scenario}: nothing was acknowledged"
+
+
+# --- test scaffolding shared by the replication test modules --------------------
+
+
+@contextmanager
+def cluster_starter(base_overrides: dict, size: int = 3):
+    """Yields `start(**overrides)`, which starts a `size`-node cluster with
+    `base_overrides` plus its own; every cluster started is closed at the end,
+    with any node added to it."""
+    from cluster import start_cluster
+
+    started = []
+
+    def start(**overrides):
+        begun = time.monotonic()
+        cluster = start_cluster(size, {**base_overrides, **overrides})
+        started.append(cluster)
+        print(f"\ncluster up in {time.monotonic() - begun:.1f}s: {cluster.bootstrap()}")
+        return cluster
+
+    try:
+        yield start
+    finally:
+        for cluster in started:
+            cluster.close()
+
+
+@contextmanager
+def explained(cluster):
+    """Re-raise any failure with the tail of every node's log appended."""
+    try:
+        yield
+    except Exception as error:
+        raise AssertionError(f"{type(error).__name__}: {error}\n{cluster.log_tails()}") from error
+
+
+@contextmanager
+def producing(producer: SequencedProducer):
+    """Start `producer`; if the block fails, stop it without waiting long for a flush.
+    On success the block itself calls `producer.stop()` for the summary."""
+    producer.start()
+    try:
+        yield producer
+    except BaseException:
+        producer.stop(flush_timeout_s=5.0, abort=True)
+        raise
+
+
+def view(cluster, topic: str, via: list[int]) -> dict:
+    """What the nodes `via` say of `topic` (see `metadata_view`)."""
+    return metadata_view(cluster.bootstrap(*via), topic)
+
+
+def running(cluster) -> list[int]:
+    """The ids of the cluster's nodes whose process is up."""
+    return [n for n, node in cluster.nodes.items() if node.running()]
 
 
 # --- namespaces --------------------------------------------------------------------
@@ -524,7 +586,8 @@ def read_acks_file(path: Path) -> list[Ack]:
     for line in path.read_text().splitlines():
         fields = line.split("\t")
         if len(fields) == 4:
-            acks.append(Ack(int(fields[0]), int(fields[1]), int(fields[2]), float(fields[3])))
+            offset = None if fields[1] == "None" else int(fields[1])
+            acks.append(Ack(int(fields[0]), offset, int(fields[2]), float(fields[3])))
     return acks
 
 

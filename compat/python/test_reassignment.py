@@ -28,7 +28,6 @@ import shutil
 import subprocess
 import tempfile
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -37,13 +36,17 @@ from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
 from batch_log import compare_replicas, missing_offsets, read_node_logs
 from broker import free_port
-from cluster import Cluster, Node, _format, runnel_bin, start_cluster
+from cluster import Cluster, Node, _format, runnel_bin
 from replication import (
+    cluster_starter,
+    explained,
+    producing,
+    running,
+    view,
     Ack,
     SequencedProducer,
     assert_delivered,
     check_delivery,
-    metadata_view,
     partitions_of,
     read_stored,
     wait_until,
@@ -89,22 +92,9 @@ def timed(request):
 
 @pytest.fixture
 def clusters():
-    """Starts 3-node clusters (OVERRIDES plus the test's own); all closed at the end,
-    with any node added to them."""
-    started: list[Cluster] = []
-
-    def start(**overrides) -> Cluster:
-        begun = time.monotonic()
-        cluster = start_cluster(len(NODES), {**OVERRIDES, **overrides})
-        started.append(cluster)
-        print(f"\ncluster up in {time.monotonic() - begun:.1f}s: {cluster.bootstrap()}")
-        return cluster
-
-    try:
+    """Starts 3-node clusters (OVERRIDES plus the test's own); all closed at the end."""
+    with cluster_starter(OVERRIDES) as start:
         yield start
-    finally:
-        for cluster in started:
-            cluster.close()
 
 
 @pytest.fixture(scope="module")
@@ -233,34 +223,6 @@ def java_admin(java_classes) -> JavaAdmin:
 
 
 # --- helpers ----------------------------------------------------------------------
-
-
-@contextmanager
-def explained(cluster: Cluster):
-    """Re-raise any failure with the tail of every node's log appended."""
-    try:
-        yield
-    except Exception as error:
-        raise AssertionError(f"{type(error).__name__}: {error}\n{cluster.log_tails()}") from error
-
-
-@contextmanager
-def producing(producer: SequencedProducer):
-    """Start `producer`; if the block fails, stop it without waiting long for a flush."""
-    producer.start()
-    try:
-        yield producer
-    except BaseException:
-        producer.stop(flush_timeout_s=5.0, abort=True)
-        raise
-
-
-def view(cluster: Cluster, topic: str, via: list[int]) -> dict:
-    return metadata_view(cluster.bootstrap(*via), topic)
-
-
-def running(cluster: Cluster) -> list[int]:
-    return [n for n, node in cluster.nodes.items() if node.running()]
 
 
 def describe_partitions(seen: dict) -> str:
@@ -495,7 +457,8 @@ def compare_target_replicas(cluster: Cluster, topic: str, acks: list[Ack], repli
     the nodes; the copies must hold the same batches (batch_log.compare_replicas)."""
     wanted: dict[int, list[int]] = {}
     for ack in acks:
-        wanted.setdefault(ack.partition, []).append(ack.offset)
+        if ack.offset is not None:
+            wanted.setdefault(ack.partition, []).append(ack.offset)
 
     def logs():
         return {n: read_node_logs(node.data_dir, [topic]) for n, node in cluster.nodes.items()}
